@@ -1,0 +1,41 @@
+"""factortopy: map any pre-trained vision network onto the human brain.
+
+FactorTopy ("Brain Decodes Deep Nets", Yang, Gee & Shi, CVPR 2024) predicts each fMRI vertex's
+response from a frozen backbone's hooked features through factorised selectors over
+space x layer x scale x channel that are smooth functions of the vertex's cortical position.
+
+Heavy dependencies (torch, timm, nilearn) are imported lazily: ``import factortopy`` is cheap and
+the public names below are resolved on first use.
+"""
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (resolved lazily, see __getattr__)
+_LAZY = {
+    "FactorTopy": "factortopy.model.factortopy",
+    "PositionalEncoding": "factortopy.model.encoding",
+    "fit": "factortopy.fitting.fit",
+    "FitResult": "factortopy.fitting.fit",
+    "load_run": "factortopy.fitting.run_dir",
+    "load_backbone": "factortopy.backbones",
+    "load_algonauts": "factortopy.data.algonauts",
+    "make_planted_subject": "factortopy.datasets.planted",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'factortopy' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

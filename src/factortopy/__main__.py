@@ -1,0 +1,3 @@
+from factortopy.cli import main
+
+raise SystemExit(main())

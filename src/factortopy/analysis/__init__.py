@@ -1,0 +1,44 @@
+"""Analyses of fitted selectors: arrays and tables (lists of dict rows), no plotting.
+
+- :func:`hierarchy_score`: Spearman correlation of expected layer with hierarchy position
+  (ROI rank, or geodesic distance from V1 / the occipital pole), bootstrap CI.
+- :func:`roi_layer_profiles`: distribution of selected layers per ROI.
+- :func:`compare_runs`: per-vertex / per-ROI shift of layer, position and scale between two runs.
+- :func:`cluster_readouts`: channel clusters of readout weights (the channel map).
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "expected_layer": "factortopy.analysis.layers",
+    "layer_confidence": "factortopy.analysis.layers",
+    "selected_layer": "factortopy.analysis.layers",
+    "hierarchy_score": "factortopy.analysis.hierarchy",
+    "spearman": "factortopy.analysis.hierarchy",
+    "roi_position": "factortopy.analysis.hierarchy",
+    "DEFAULT_ROI_RANK": "factortopy.analysis.hierarchy",
+    "distance_from_seed": "factortopy.analysis.geodesic",
+    "geodesic_distance": "factortopy.analysis.geodesic",
+    "roi_layer_profiles": "factortopy.analysis.profiles",
+    "roi_labels_from_masks": "factortopy.analysis.profiles",
+    "compare_runs": "factortopy.analysis.compare",
+    "match_vertices": "factortopy.analysis.compare",
+    "cluster_readouts": "factortopy.analysis.clusters",
+    "spherical_kmeans": "factortopy.analysis.clusters",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'factortopy.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,71 @@
+"""Compare two runs of the same subject: per-vertex and per-ROI shift of layer, position and scale."""
+from __future__ import annotations
+
+import numpy as np
+
+from factortopy.analysis.layers import expected_layer
+
+
+def match_vertices(vertex_a, hemi_a, vertex_b, hemi_b):
+    """Indices (ia, ib) of the (hemi, vertex) pairs present in both runs, in run a's order."""
+    def keys(v, h):
+        v = np.asarray(v, np.int64)
+        h = np.asarray(h).astype(str)
+        # one int key per (hemi, vertex): rh offset past every fsaverage index
+        return v + np.where(h == "rh", 1 << 20, 0)
+
+    ka, kb = keys(vertex_a, hemi_a), keys(vertex_b, hemi_b)
+    if len(np.unique(ka)) != len(ka) or len(np.unique(kb)) != len(kb):
+        raise ValueError("a run lists the same (hemi, vertex) twice")
+    common, ia, ib = np.intersect1d(ka, kb, assume_unique=True, return_indices=True)
+    order = np.argsort(ia)
+    return ia[order], ib[order]
+
+
+def compare_runs(a: dict, b: dict, roi=None) -> dict:
+    """Shift from run ``a`` to run ``b`` on the vertices they share (matched by (hemi, vertex)).
+
+    a, b: dicts as returned by :func:`factortopy.viz.load_maps` (``vertex``, ``hemi``,
+    ``layer_probs``, ``space_xy``, ``scale``), or RUN_DIR paths. roi: optional (N_a,) ROI labels in
+    run a's order for the per-ROI table.
+    Returns {'vertex', 'hemi' (M,), 'd_layer' (M,) expected-layer shift b - a in [0, 1] units of
+    each run's own depth, 'd_space' (M, 2) shift of (x, y), 'd_space_dist' (M,) its length
+    (grid units, image width = 2), 'd_scale' (M,), 'n_matched', 'n_only_a', 'n_only_b', 'per_roi'
+    (list of rows {'roi', 'n', 'd_layer', 'd_space_dist', 'd_scale'} means; empty without roi)}.
+    """
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        from factortopy.viz.io import load_maps
+
+        a = a if isinstance(a, dict) else load_maps(a)
+        b = b if isinstance(b, dict) else load_maps(b)
+    ia, ib = match_vertices(a["vertex"], a["hemi"], b["vertex"], b["hemi"])
+    out = {
+        "vertex": np.asarray(a["vertex"])[ia],
+        "hemi": np.asarray(a["hemi"]).astype(str)[ia],
+        "n_matched": int(len(ia)),
+        "n_only_a": int(len(a["vertex"]) - len(ia)),
+        "n_only_b": int(len(b["vertex"]) - len(ib)),
+    }
+    if a.get("layer_probs") is not None and b.get("layer_probs") is not None:
+        out["d_layer"] = expected_layer(b["layer_probs"])[ib] - expected_layer(a["layer_probs"])[ia]
+    if a.get("space_xy") is not None and b.get("space_xy") is not None:
+        d = np.asarray(b["space_xy"], float)[ib] - np.asarray(a["space_xy"], float)[ia]
+        out["d_space"] = d
+        out["d_space_dist"] = np.linalg.norm(d, axis=1)
+    if a.get("scale") is not None and b.get("scale") is not None:
+        out["d_scale"] = np.asarray(b["scale"], float)[ib] - np.asarray(a["scale"], float)[ia]
+    rows = []
+    if roi is not None:
+        roi = np.asarray(roi, dtype=object)
+        if len(roi) != len(a["vertex"]):
+            raise ValueError(f"{len(roi)} ROI labels for {len(a['vertex'])} vertices of run a")
+        r = roi[ia]
+        for lab in sorted({x for x in r.tolist() if x is not None and x != ""}, key=str):
+            m = r == lab
+            row = {"roi": lab, "n": int(m.sum())}
+            for k in ("d_layer", "d_space_dist", "d_scale"):
+                if k in out:
+                    row[k] = float(np.mean(out[k][m]))
+            rows.append(row)
+    out["per_roi"] = rows
+    return out

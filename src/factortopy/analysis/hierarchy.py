@@ -1,0 +1,81 @@
+"""Hierarchy score: does a run's expected layer follow the visual hierarchy?
+
+Spearman rank correlation between each vertex's expected layer (sum_l l p_vl / (L - 1)) and its
+position in the hierarchy: the rank of its ROI (early -> mid -> high) when ROI labels are given,
+else its geodesic distance from a seed region (default the occipital pole), with a seeded
+bootstrap confidence interval over vertices.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from factortopy.analysis.layers import expected_layer
+
+#: hierarchy rank of the Algonauts/NSD ROI names (prf-visualrois and streams classes)
+DEFAULT_ROI_RANK = {
+    "V1v": 0, "V1d": 0, "V2v": 1, "V2d": 1, "V3v": 2, "V3d": 2, "hV4": 3,
+    "early": 0, "midventral": 1, "midlateral": 1, "midparietal": 1,
+    "ventral": 2, "lateral": 2, "parietal": 2,
+}
+
+
+def spearman(x, y) -> float:
+    """Spearman's rho of two (N,) arrays (average ranks for ties); NaN when either is constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    den = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
+
+
+def roi_position(roi, roi_rank: dict | None = None) -> np.ndarray:
+    """(N,) hierarchy rank of each vertex's ROI label; NaN where the label has no rank (no ROI).
+
+    roi: (N,) labels (names or ints); roi_rank: label -> rank (early = low), default
+    :data:`DEFAULT_ROI_RANK`.
+    """
+    rank = DEFAULT_ROI_RANK if roi_rank is None else roi_rank
+    roi = np.asarray(roi)
+    return np.array([float(rank[r]) if r in rank else np.nan for r in roi.tolist()])
+
+
+def hierarchy_score(layer_probs, position=None, *, vertex=None, hemi=None, roi=None, roi_rank=None,
+                    seeds=None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict:
+    """Rank correlation of expected layer with hierarchy position, with a bootstrap CI.
+
+    layer_probs: (N, L). The position is, in order of precedence: ``position`` (N,) given directly;
+    the ROI rank of ``roi`` (N,) labels (see :func:`roi_position`); the geodesic distance (mm)
+    from ``seeds`` (hemi -> seed vertices, default occipital pole) of ``vertex``/``hemi`` on
+    fsaverage5. Vertices with NaN position are left out.
+    Returns {'rho', 'ci_low', 'ci_high', 'n', 'n_boot', 'ci', 'method'}. The bootstrap resamples
+    vertices (seeded), which ignores spatial autocorrelation: read the CI as a lower bound on the
+    uncertainty.
+    """
+    e = expected_layer(layer_probs)
+    if position is not None:
+        pos, method = np.asarray(position, float), "position"
+    elif roi is not None:
+        pos, method = roi_position(roi, roi_rank), "roi"
+    elif vertex is not None and hemi is not None:
+        from factortopy.analysis.geodesic import distance_from_seed
+
+        pos, method = distance_from_seed(vertex, hemi, seeds), "geodesic"
+    else:
+        raise ValueError("give position, roi labels, or vertex and hemi (geodesic distance from a seed)")
+    if pos.shape != e.shape:
+        raise ValueError(f"hierarchy position has {pos.shape[0]} entries for {e.shape[0]} vertices")
+    ok = np.isfinite(pos)
+    e, pos = e[ok], pos[ok]
+    n = int(ok.sum())
+    if n < 3:
+        raise ValueError(f"only {n} vertices have a hierarchy position: cannot score")
+    rho = spearman(e, pos)
+    rng = np.random.default_rng(seed)
+    boots = np.array([spearman(e[i], pos[i]) for i in (rng.integers(0, n, n) for _ in range(int(n_boot)))])
+    boots = boots[np.isfinite(boots)]
+    a = (1 - ci) / 2
+    lo, hi = (np.quantile(boots, [a, 1 - a]) if boots.size else (np.nan, np.nan))
+    return {"rho": rho, "ci_low": float(lo), "ci_high": float(hi), "n": n, "n_boot": int(n_boot),
+            "ci": ci, "method": method}

@@ -1,0 +1,50 @@
+"""``factortopy baseline``: the layer-wise ridge baseline, written as a RUN_DIR."""
+from __future__ import annotations
+
+HELP = "fit the ridge baseline (per-layer ridge, per-vertex alpha, best layer per vertex) into a RUN_DIR"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True, help="data spec KIND:PATH[?opts], e.g. algonauts:/data/subj01")
+    parser.add_argument("--backbone", required=True, help="timm model name, e.g. resnet18 or vit_base_patch16_224")
+    parser.add_argument("--layers", default=None, help="comma-separated hooked layers (default: the backbone's)")
+    parser.add_argument("--weights", default=None, help="local weights file (.safetensors or torch)")
+    parser.add_argument("--pretrained", action="store_true", help="use the hub weights (from the local cache)")
+    parser.add_argument("--img-size", type=int, default=None, help="input size in pixels")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="validation fraction, as in 'factortopy fit' (default: 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="split seed, as in 'factortopy fit' (default: 0)")
+    parser.add_argument("--pool", type=int, default=2,
+                        help="pool each layer's 8x8 tokens to POOLxPOOL cells (+ the global token; default: 2)")
+    parser.add_argument("--alphas", default=None, help="comma-separated ridge penalties (default: 1e-2..1e8)")
+    parser.add_argument("--cv", type=int, default=5, help="folds for choosing alpha per vertex (default: 5)")
+    parser.add_argument("--device", default="cpu", help="torch device for the features (default: cpu)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
+    parser.add_argument("--out", required=True, help="the RUN_DIR to write")
+
+
+def run(args) -> int:
+    import os
+
+    from factortopy.baselines.ridge import DEFAULT_ALPHAS
+    from factortopy.baselines.run import fit_ridge_baseline
+    from factortopy.data import load_subject
+
+    try:
+        import himalaya  # noqa: F401
+    except ImportError:
+        from factortopy.cli import UserError
+
+        raise UserError("the ridge baseline needs himalaya: pip install 'factortopy[ridge]'") from None
+    alphas = tuple(float(a) for a in args.alphas.split(",")) if args.alphas else DEFAULT_ALPHAS
+    subject = load_subject(args.data)
+    res = fit_ridge_baseline(subject, backbone=args.backbone, layers=args.layers, weights=args.weights,
+                             pretrained=args.pretrained, img_size=args.img_size, val_fraction=args.val_fraction,
+                             seed=args.seed, alphas=alphas, cv=args.cv, pool=args.pool, out=args.out,
+                             data_spec=args.data, device=args.device, batch_size=args.batch_size, progress=True)
+    m = res.metrics
+    print(f"ridge baseline: {m['n_train']} train / {m['n_val']} val images, {m['n_vertices']} vertices, "
+          f"val r mean {m['val_pearson_mean']:.3f}, R^2 mean {m['val_r2_mean']:.3f}")
+    print("best layer counts: " + ", ".join(f"{k}: {v}" for k, v in m["best_layer_counts"].items()))
+    print(f"wrote {os.path.abspath(args.out)}")
+    return 0

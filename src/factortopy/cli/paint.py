@@ -1,0 +1,81 @@
+"""``factortopy paint``: draw a run's maps on the cortex (PNG/SVG/PDF, or an interactive .html)."""
+from __future__ import annotations
+
+import argparse
+import os
+
+HELP = "Paint fitted maps (layer, space, scale, channel, score) of one or more RUN_DIRs onto the cortex."
+
+_WHATS = ("layer", "space", "scale", "channel", "score", "r2", "ceiling_r")
+_VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior", "flat")
+_STATIC = (".png", ".svg", ".pdf")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run folder(s) with selectors.npz (or a selectors.npz / planted_truth.npz); "
+                             "several give a grid, one column per run")
+    parser.add_argument("--what", default="layer", choices=_WHATS,
+                        help="map to paint (default layer); 'score' is the validation Pearson r")
+    parser.add_argument("--view", nargs="+", default=None, choices=_VIEWS, metavar="VIEW",
+                        help=f"view(s): {', '.join(_VIEWS)} (default: lateral medial ventral posterior for "
+                             "one run, posterior for a grid, which uses the first view given)")
+    parser.add_argument("--hemi", default="both", choices=("lh", "rh", "both"), help="hemisphere(s) (default both)")
+    parser.add_argument("--surface", default="inflated", choices=("inflated", "pial", "white", "sphere"),
+                        help="fsaverage5 surface for the 3-D views (default inflated)")
+    parser.add_argument("--mesh-dir", default=None,
+                        help="FreeSurfer surf folder of full fsaverage (e.g. nsddata/freesurfer/fsaverage/surf) "
+                             "to draw all vertices instead of those on fsaverage5")
+    parser.add_argument("--clusters", type=int, default=20, help="number of channel clusters (default 20)")
+    parser.add_argument("--title", default=None, help="figure title (default from the run config)")
+    parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
+    parser.add_argument("--out", required=True, help="output file: .png, .svg, .pdf, or .html (interactive)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = args.out
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in _STATIC + (".html",):
+        raise ValueError(f"--out must end in .png, .svg, .pdf or .html; got {out!r}")
+    for d in args.run_dirs:
+        if not os.path.exists(d):
+            raise FileNotFoundError(f"{d} does not exist")
+    parent = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(f"output folder {parent} does not exist")
+    if args.clusters < 1:
+        raise ValueError("--clusters must be at least 1")
+
+    mesh = None
+    if args.mesh_dir:
+        from factortopy.viz.mesh import load_freesurfer_mesh
+
+        mesh = load_freesurfer_mesh(args.mesh_dir, args.surface)
+
+    if ext == ".html":
+        if len(args.run_dirs) != 1:
+            raise ValueError("the interactive .html view shows one run; give a single RUN_DIR")
+        from factortopy.viz.interactive import interactive_html
+        from factortopy.viz.io import load_maps
+        from factortopy.viz.paint import painting_from_maps
+
+        maps = load_maps(args.run_dirs[0])
+        painting = painting_from_maps(maps, args.what, args.clusters)
+        interactive_html(painting, out, args.hemi, args.surface, mesh,
+                         title=args.title or f"{maps['title']}: {args.what}")
+    else:
+        from factortopy.viz.paint import paint
+
+        if len(args.run_dirs) == 1:
+            from factortopy.viz.paint import paint_run
+
+            views = args.view or ("lateral", "medial", "ventral", "posterior")
+            fig = paint_run(args.run_dirs[0], args.what, views, args.hemi, args.surface, mesh,
+                            args.clusters, title=args.title)
+        else:
+            fig = paint(args.run_dirs, args.what, args.view, args.hemi, args.surface, mesh, args.clusters)
+            if args.title:
+                fig.suptitle(args.title)
+        fig.savefig(out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,210 @@
+"""Tiny files in the exact NSD layouts, with known answers, for tests and examples.
+
+Every image's pixels encode its 0-based NSD id (red + 256 green + 65536 blue), so an
+off-by-one between 1-based design indices and 0-based imgBrick rows is visible; files are created in
+shuffled order, so a loader that trusts the directory listing's order fails. Sizes are tiny except
+where the format fixes them (fsaverage arrays are 163842 long).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from factortopy.data.fsaverage import FSAVERAGE5_N, FSAVERAGE_N, HEMIS
+
+
+def id_image(nsd_id: int, size: int = 8) -> np.ndarray:
+    """(size, size, 3) uint8 image whose pixels encode ``nsd_id``."""
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0], img[..., 1], img[..., 2] = nsd_id % 256, (nsd_id // 256) % 256, nsd_id // 65536
+    return img
+
+
+def decode_id(image: np.ndarray) -> int:
+    """The NSD id encoded by :func:`id_image`."""
+    return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1]) + 65536 * int(image[0, 0, 2])
+
+
+def _save_png(path: str, array: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+
+
+def write_full_mesh(folder: str, nested: bool = True, seed: int = 0) -> str:
+    """Write a fake full fsaverage ``{lh,rh}.sphere`` (163842 vertices) into ``folder``.
+
+    nested: the first 10242 vertices are fsaverage5's sphere (as in real fsaverage); otherwise they
+    are shuffled. The other vertices are random points on the sphere of radius 100.
+    """
+    import nibabel as nib
+
+    from factortopy.data.fsaverage import fsaverage5_surface
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for h in HEMIS:
+        small, faces = fsaverage5_surface(h, "sphere")
+        extra = rng.normal(size=(FSAVERAGE_N - FSAVERAGE5_N, 3))
+        extra = 100 * extra / np.linalg.norm(extra, axis=1, keepdims=True)
+        first = small if nested else small[rng.permutation(FSAVERAGE5_N)]
+        nib.freesurfer.write_geometry(os.path.join(folder, f"{h}.sphere"),
+                                      np.concatenate([first, extra]).astype(np.float64), faces)
+    return folder
+
+
+# ----------------------------------------------------------------------------- Algonauts 2023
+def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, n_test: int = 5,
+                         n_lh: int = 7, n_rh: int = 9, test_fmri: bool = True, noise_ceiling: bool = True,
+                         seed: int = 0) -> dict:
+    """Write ``root/subject`` in the Algonauts 2023 layout; return the planted truth.
+
+    Truth keys: path, train_ids/test_ids (0-based NSD ids, ascending), train/test (responses,
+    images x (lh + rh) columns), vertex {hemi: fsaverage indices}, rois {name: column mask},
+    noise_ceiling (fraction; written in percent).
+    """
+    rng = np.random.default_rng(seed)
+    path = os.path.join(root, subject)
+    ids = np.sort(rng.choice(73000, n_train + n_test, replace=False))
+    test_ids = np.sort(rng.choice(ids, n_test, replace=False))
+    train_ids = np.setdiff1d(ids, test_ids)
+    truth = {"path": path, "train_ids": train_ids, "test_ids": test_ids, "vertex": {}}
+    os.makedirs(os.path.join(path, "roi_masks"))
+    for h, n in (("lh", n_lh), ("rh", n_rh)):
+        # spread over fsaverage5's range (offline coordinates), unsorted on purpose before sorting
+        truth["vertex"][h] = np.sort(rng.choice(FSAVERAGE5_N, n, replace=False))
+        mask = np.zeros(FSAVERAGE_N, np.int32)
+        mask[truth["vertex"][h]] = 1
+        np.save(os.path.join(path, "roi_masks", f"{h}.all-vertices_fsaverage_space.npy"), mask)
+    n_cols = n_lh + n_rh
+    for split, folder, prefix, sid in (("training", "training_split", "train", train_ids),
+                                       ("test", "test_split", "test", test_ids)):
+        img_dir = os.path.join(path, folder, f"{split}_images")
+        os.makedirs(img_dir)
+        order = rng.permutation(len(sid))  # create files in shuffled order
+        for k in order:
+            _save_png(os.path.join(img_dir, f"{prefix}-{k + 1:04d}_nsd-{sid[k]:05d}.png"), id_image(int(sid[k])))
+        # responses: column j of image i = id + j / 100 (so any misordering is visible)
+        resp = (sid[:, None] + np.arange(n_cols)[None] / 100.0).astype(np.float32)
+        truth["train" if split == "training" else "test"] = resp
+        if split == "test" and not test_fmri:
+            continue
+        os.makedirs(os.path.join(path, folder, f"{split}_fmri"))
+        np.save(os.path.join(path, folder, f"{split}_fmri", f"lh_{split}_fmri.npy"), resp[:, :n_lh])
+        np.save(os.path.join(path, folder, f"{split}_fmri", f"rh_{split}_fmri.npy"), resp[:, n_lh:])
+    # ROIs: prf-visualrois labels 0..2 and streams 0..1 per column; fsaverage-space copies
+    classes = {"prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d"}, "streams": {0: "Unknown", 1: "early"}}
+    truth["rois"] = {}
+    for cls, mapping in classes.items():
+        np.save(os.path.join(path, "roi_masks", f"mapping_{cls}.npy"), mapping, allow_pickle=True)
+        labels = rng.integers(0, len(mapping), n_cols)
+        for h, sl in (("lh", slice(0, n_lh)), ("rh", slice(n_lh, n_cols))):
+            np.save(os.path.join(path, "roi_masks", f"{h}.{cls}_challenge_space.npy"), labels[sl].astype(np.int32))
+            full = np.zeros(FSAVERAGE_N, np.int32)
+            full[truth["vertex"][h]] = labels[sl]
+            np.save(os.path.join(path, "roi_masks", f"{h}.{cls}_fsaverage_space.npy"), full)
+        for k, name in mapping.items():
+            if k:
+                truth["rois"][name] = labels == k
+    if noise_ceiling:
+        nc = rng.uniform(0.05, 0.9, n_cols).astype(np.float32)
+        truth["noise_ceiling"] = nc
+        os.makedirs(os.path.join(path, "test_split", "test_fmri"), exist_ok=True)
+        np.save(os.path.join(path, "test_split", "test_fmri", "lh_noise_ceiling.npy"), 100 * nc[:n_lh])
+        np.save(os.path.join(path, "test_split", "test_fmri", "rh_noise_ceiling.npy"), 100 * nc[n_lh:])
+    return truth
+
+
+# ----------------------------------------------------------------------------- raw NSD
+def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_written: int | None = None,
+                   trials_per_session: int = 6, n_slots: int = 12, n_shared: int = 4, n_brick: int = 300,
+                   lh_vertices=(3, 50, 1000, 10241, 20000), rh_vertices=(0, 7, 5000, 12345),
+                   nan_vertices=(), ext: str = ".mgh", full_mesh: bool = True, seed: int = 0) -> dict:
+    """Write a tiny raw-NSD root; return the planted design and betas.
+
+    n_sessions trials' worth of design (masterordering covers n_sessions x trials_per_session
+    trials); n_sessions_written session files are written (default all; fewer = missing trailing
+    sessions). nsdgeneral marks ``lh_vertices`` / ``rh_vertices`` (value 1) and some other vertices
+    -1 (must not be selected). Betas are percent signal change: beta[t, v] = 2 + id(t) / 50 +
+    (v index) / 10 + session offset + noise. nan_vertices: (hemi, vertex, session) triples set to NaN
+    in that session (all trials). Vertices >= 10242 need the full mesh (written when full_mesh).
+    Truth keys: masterordering, subjectim, sharedix (1-based, as written), betas {hemi: (n_trials,
+    n_vertices) float32}, vertex {hemi}, ncsnr {hemi}, nsdgeneral {hemi: (163842,)}, streams.
+    """
+    import h5py
+    import nibabel as nib
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(seed)
+    T = trials_per_session
+    written = n_sessions if n_sessions_written is None else n_sessions_written
+    n_trials = n_sessions * T
+    # design: 8 subjects; first n_shared slots are the shared images (same for everybody)
+    ids = rng.choice(np.arange(1, n_brick), size=n_shared + 8 * (n_slots - n_shared), replace=False)
+    shared = ids[:n_shared]
+    subjectim = np.zeros((8, n_slots), np.int64)
+    for s in range(8):
+        own = ids[n_shared + s * (n_slots - n_shared): n_shared + (s + 1) * (n_slots - n_shared)]
+        subjectim[s] = np.concatenate([shared, own]) + 1  # 1-based NSD ids
+    masterordering = rng.integers(1, n_slots + 1, size=n_trials)  # 1-based slots
+    masterordering[:n_slots] = rng.permutation(n_slots) + 1  # every slot appears at least once
+    sharedix = np.sort(shared) + 1
+    exp = os.path.join(root, "nsddata", "experiments", "nsd")
+    os.makedirs(exp)
+    savemat(os.path.join(exp, "nsd_expdesign.mat"),
+            {"masterordering": masterordering[None].astype(np.float64), "subjectim": subjectim.astype(np.float64),
+             "sharedix": sharedix[None].astype(np.float64)})
+    # stimuli: row r encodes r (0-based), so id i must be read from row i
+    stim = os.path.join(root, "nsddata_stimuli", "stimuli", "nsd")
+    os.makedirs(stim)
+    with h5py.File(os.path.join(stim, "nsd_stimuli.hdf5"), "w") as f:
+        f.create_dataset("imgBrick", data=np.stack([id_image(i, 4) for i in range(n_brick)]), chunks=(1, 4, 4, 3))
+    # labels
+    label = os.path.join(root, "nsddata", "freesurfer", "fsaverage", "label")
+    os.makedirs(label)
+    truth = {"masterordering": masterordering, "subjectim": subjectim, "sharedix": sharedix, "vertex": {},
+             "betas": {}, "ncsnr": {}, "nsdgeneral": {}, "streams": {}, "trials_per_session": T,
+             "n_sessions_written": written}
+    trial_ids = subjectim[subject - 1, masterordering - 1] - 1
+    truth["trial_ids"] = trial_ids
+    for h, verts in (("lh", lh_vertices), ("rh", rh_vertices)):
+        verts = np.asarray(sorted(verts), np.int64)
+        truth["vertex"][h] = verts
+        gen = np.zeros(FSAVERAGE_N, np.float32)
+        gen[rng.choice(np.setdiff1d(np.arange(FSAVERAGE5_N), verts), 30, replace=False)] = -1  # like NSD's -1
+        gen[verts] = 1
+        truth["nsdgeneral"][h] = gen
+        nib.save(nib.MGHImage(gen.reshape(-1, 1, 1), np.eye(4)), os.path.join(label, f"{h}.nsdgeneral.mgz"))
+        streams = np.zeros(FSAVERAGE_N, np.int32)
+        streams[verts[::2]] = 1
+        streams[verts[1::2]] = 5
+        truth["streams"][h] = streams
+        nib.save(nib.MGHImage(streams.reshape(-1, 1, 1), np.eye(4)), os.path.join(label, f"{h}.streams.mgz"))
+        noise = rng.normal(0, 0.3, size=(n_trials, verts.size))
+        offset = np.repeat(rng.normal(0, 1, size=(n_sessions, verts.size)), T, axis=0)
+        truth["betas"][h] = (2 + trial_ids[:, None] / 50 + np.arange(verts.size)[None] / 10 + offset
+                             + noise).astype(np.float32)
+        truth["ncsnr"][h] = rng.uniform(0.1, 1.5, verts.size).astype(np.float32)
+    with open(os.path.join(label, "streams.mgz.ctab"), "w") as f:
+        f.write("0 Unknown 0 0 0 0\n1 early 255 0 0 0\n5 ventral 0 255 0 0\n")
+    for h, v, s in nan_vertices:
+        col = int(np.searchsorted(truth["vertex"][h], v))
+        truth["betas"][h][(s - 1) * T: s * T, col] = np.nan
+    # betas, sessions written in shuffled order
+    betas = os.path.join(root, "nsddata_betas", "ppdata", f"subj{subject:02d}", "fsaverage",
+                         "betas_fithrf_GLMdenoise_RR")
+    os.makedirs(betas)
+    for s in rng.permutation(written) + 1:
+        for h in HEMIS:
+            full = np.zeros((FSAVERAGE_N, 1, 1, T), np.float32)
+            full[truth["vertex"][h], 0, 0, :] = truth["betas"][h][(s - 1) * T: s * T].T
+            nib.save(nib.MGHImage(full, np.eye(4)), os.path.join(betas, f"{h}.betas_session{s:02d}{ext}"))
+    for h in HEMIS:
+        full = np.zeros((FSAVERAGE_N, 1, 1), np.float32)
+        full[truth["vertex"][h], 0, 0] = truth["ncsnr"][h]
+        nib.save(nib.MGHImage(full, np.eye(4)), os.path.join(betas, f"{h}.ncsnr.mgh"))
+    if full_mesh:
+        write_full_mesh(os.path.join(root, "nsddata", "freesurfer", "fsaverage", "surf"), seed=seed)
+    truth["root"] = root
+    return truth

@@ -1,0 +1,167 @@
+"""Your own data in one documented form (spec ``generic:PATH``).
+
+A folder::
+
+    PATH/images/            image files (.png/.jpg/.jpeg/.bmp), row i = i-th name in sorted order
+      or PATH/images.npy    (n_images, H, W, 3) uint8 (memory-mapped)
+    PATH/responses.npy      (n_images, n_vertices) float, one row per image
+    PATH/vertices.npy       (n_vertices, 2) int: column 0 hemisphere (0 = lh, 1 = rh), column 1 the
+                            fsaverage vertex index within it (0..163841)
+      or PATH/coords.npy    (n_vertices, 3) float: any cortical coordinates (then vertex = -1,
+                            hemi from PATH/hemi.npy (0/1) if present, else all 'lh')
+    PATH/image_ids.npy      optional (n_images,) int ids (default 0..n-1)
+    PATH/test_mask.npy      optional (n_images,) bool: held-out test images (``split=train``, the
+                            default, leaves them out; ``split=test`` reads only them)
+    PATH/noise_ceiling.npy  optional (n_vertices,) 0-1 fraction
+
+or a single ``.npz`` with the same keys (``images`` as a uint8 array or ``image_paths`` as
+strings, ``responses``, ``vertices`` or ``coords``, ...). Responses are z-scored per vertex over the
+images unless ``zscore=False``.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from factortopy.data.fsaverage import FSAVERAGE_N, cortical_coordinates
+from factortopy.data.images import ImageFiles
+from factortopy.data.subject import Subject
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+class ImageArray:
+    """A sequence view of an (n, H, W, 3) uint8 array."""
+
+    def __init__(self, array):
+        array = np.asarray(array) if not isinstance(array, np.memmap) else array
+        if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
+            raise ValueError(f"images must be an (n, H, W, 3) uint8 array, got {array.shape} {array.dtype}")
+        self.array = array
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.asarray(self.array[i])
+
+
+class _Subset:
+    """Positions ``index`` of an image sequence."""
+
+    def __init__(self, images, index):
+        self.images, self.index = images, np.asarray(index)
+
+    def __len__(self) -> int:
+        return self.index.size
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.images[int(self.index[i])]
+
+
+def _read_folder(path: str) -> dict:
+    out = {}
+    for key in ("responses", "vertices", "coords", "hemi", "image_ids", "test_mask", "noise_ceiling"):
+        f = os.path.join(path, f"{key}.npy")
+        if os.path.isfile(f):
+            out[key] = np.load(f, mmap_mode="r" if key == "responses" else None)
+    if os.path.isdir(os.path.join(path, "images")):
+        folder = os.path.join(path, "images")
+        out["image_paths"] = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                              if f.lower().endswith(IMAGE_EXTS)]
+    elif os.path.isfile(os.path.join(path, "images.npy")):
+        out["images"] = np.load(os.path.join(path, "images.npy"), mmap_mode="r")
+    return out
+
+
+def zscore_columns(x: np.ndarray) -> np.ndarray:
+    """Z-score each column over rows (ddof 0); constant columns become 0."""
+    x = np.asarray(x, dtype=np.float32)
+    std = x.std(0)
+    return ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+
+
+def load_generic(path: str, split: str = "train", zscore: bool = True, surface: str = "sphere",
+                  mesh_dir: str | None = None) -> Subject:
+    """Read the generic layout (a folder or an .npz, see the module doc) as a :class:`Subject`.
+
+    split: 'train' (images not marked in test_mask; all images without one), 'test' (the marked
+    images; needs test_mask) or 'all'. ``extra['test_mask']`` marks the test images of the result.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(path):
+        d = _read_folder(path)
+    elif os.path.isfile(path) and path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            d = {k: z[k] for k in z.files}
+        if "image_paths" in d:
+            base = os.path.dirname(path)
+            d["image_paths"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in d["image_paths"].tolist()]
+    else:
+        raise FileNotFoundError(f"generic data not found: {path} (a folder or an .npz; see docs/data.md)")
+    if "responses" not in d:
+        raise FileNotFoundError(f"{path}: no responses (responses.npy or key 'responses')")
+    responses = np.asarray(d["responses"], dtype=np.float32)
+    if responses.ndim != 2:
+        raise ValueError(f"{path}: responses must be (n_images, n_vertices), got {responses.shape}")
+    n_img, n_vox = responses.shape
+    if "image_paths" in d:
+        images = ImageFiles(d["image_paths"])
+    elif "images" in d:
+        images = ImageArray(d["images"])
+    else:
+        raise FileNotFoundError(f"{path}: no images (an images/ folder, images.npy, or key 'images'/'image_paths')")
+    if len(images) != n_img:
+        raise ValueError(f"{path}: {len(images)} images but {n_img} response rows")
+
+    if "vertices" in d:
+        v = np.asarray(d["vertices"], dtype=np.int64)
+        if v.shape != (n_vox, 2):
+            raise ValueError(f"{path}: vertices must be ({n_vox}, 2) [hemi 0/1, fsaverage index], got {v.shape}")
+        if not np.isin(v[:, 0], (0, 1)).all() or v[:, 1].min() < 0 or v[:, 1].max() >= FSAVERAGE_N:
+            raise ValueError(f"{path}: vertices column 0 must be 0 (lh) / 1 (rh), column 1 in [0, {FSAVERAGE_N})")
+        hemi = np.where(v[:, 0] == 0, "lh", "rh")
+        vertex = v[:, 1]
+        coords = cortical_coordinates(vertex, hemi, surface, mesh_dir)
+    elif "coords" in d:
+        coords = np.asarray(d["coords"], dtype=np.float32)
+        if coords.shape != (n_vox, 3):
+            raise ValueError(f"{path}: coords must be ({n_vox}, 3), got {coords.shape}")
+        vertex = np.full(n_vox, -1, dtype=np.int64)  # not fsaverage vertices: painting needs vertices.npy
+        hemi = np.where(np.asarray(d["hemi"]).astype(int) == 1, "rh", "lh") if "hemi" in d else np.full(n_vox, "lh")
+    else:
+        raise FileNotFoundError(f"{path}: no vertices.npy (hemi, fsaverage index) or coords.npy")
+
+    image_ids = np.asarray(d.get("image_ids", np.arange(n_img)), dtype=np.int64)
+    test_mask = np.asarray(d.get("test_mask", np.zeros(n_img, bool)), dtype=bool)
+    if test_mask.shape != (n_img,):
+        raise ValueError(f"{path}: test_mask must have {n_img} entries")
+    if split == "test" and not test_mask.any():
+        raise ValueError(f"{path}: no test images (test_mask.npy / key 'test_mask' marks none)")
+    rows = {"train": ~test_mask, "test": test_mask, "all": np.ones(n_img, bool)}[split]
+    if not rows.all():
+        index = np.where(rows)[0]
+        images = _Subset(images, index)
+        responses, image_ids, test_mask = responses[index], image_ids[index], test_mask[index]
+    extra = {"split": split, "test_mask": test_mask}
+    if "noise_ceiling" in d:
+        from factortopy.data.algonauts import noise_ceiling_fraction
+
+        nc = noise_ceiling_fraction(np.asarray(d["noise_ceiling"]).ravel(), "fraction", f"{path} noise_ceiling")
+        if nc.shape != (n_vox,):
+            raise ValueError(f"{path}: noise_ceiling must have {n_vox} entries")
+        extra["noise_ceiling"] = nc
+    return Subject(
+        images=images,
+        responses=zscore_columns(responses) if zscore else responses,
+        vertex=vertex,
+        hemi=hemi,
+        coords=coords,
+        image_ids=image_ids,
+        name=os.path.splitext(os.path.basename(path))[0],
+        image_key=f"generic-{os.path.basename(path)}-{split}-{len(image_ids)}",
+        extra=extra,
+    )

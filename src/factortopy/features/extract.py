@@ -1,0 +1,98 @@
+"""Run a backbone over an image set once and keep the stacked tokens (half precision)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from factortopy.features.resize import resize_to_tokens
+
+
+@dataclass
+class Features:
+    """Stacked tokens of every image: ``tokens`` (n_images, L, grid^2 + 1, C_max), float16,
+    row-major grid cells then the global token; channels beyond a layer's width are zero."""
+
+    tokens: torch.Tensor
+    layer_names: list[str]
+    channels: list[int]
+    grid: int
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    def subset(self, index) -> "Features":
+        return Features(self.tokens[torch.as_tensor(index)], self.layer_names, self.channels, self.grid)
+
+
+class IndexedImages:
+    """A lazy view ``images[index[i]]`` of an image sequence."""
+
+    def __init__(self, images, index):
+        self.images, self.index = images, [int(i) for i in index]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        return self.images[self.index[i]]
+
+
+def images_to_tokens(backbone, batch: torch.Tensor, grid: int) -> torch.Tensor:
+    """Normalised images (B, 3, H, W) -> (B, L, grid^2 + 1, C_max) tokens in the images' dtype."""
+    local, global_ = backbone(batch)
+    c_max = max(backbone.info.channels)
+    B = batch.shape[0]
+    out = batch.new_zeros(B, len(local), grid * grid + 1, c_max)
+    for l, (maps, glob) in enumerate(zip(local, global_)):  # L is small; each step is one GEMM
+        c = maps.shape[1]
+        out[:, l, : grid * grid, :c] = resize_to_tokens(maps.float(), grid).to(out.dtype)
+        out[:, l, grid * grid, :c] = glob.float().to(out.dtype)
+    return out
+
+
+def load_batch(images, start: int, stop: int) -> torch.Tensor:
+    """Images [start, stop) of a sequence of (H, W, 3) uint8 arrays -> (B, H, W, 3) uint8 tensor.
+    Images of different sizes are allowed: each is returned at its own size in a list."""
+    arrays = [np.asarray(images[i]) for i in range(start, stop)]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) == 1:
+        return torch.from_numpy(np.stack(arrays))
+    return arrays
+
+
+@torch.no_grad()
+def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, device: str = "cpu",
+                     progress: bool = True, dtype=torch.float16, index=None) -> Features:
+    """Run ``backbone`` over ``images`` (a sequence of (H, W, 3) uint8 arrays) once.
+
+    index: optional positions into ``images`` to run on (read lazily, in that order).
+
+    Returns :class:`Features` on the CPU in ``dtype``. Memory: n_images x L x (grid^2 + 1) x C_max
+    x 2 bytes (ViT-B, 12 layers, 8x8: 1.2 MB per image); for more, use the on-disk cache.
+    """
+    from tqdm.auto import tqdm
+
+    if index is not None:
+        images = IndexedImages(images, index)
+    backbone = backbone.to(device).eval()
+    info = backbone.info
+    n = len(images)
+    out = torch.zeros(n, len(info.layer_names), grid * grid + 1, max(info.channels), dtype=dtype)
+    autocast = device.startswith("cuda")
+    bar = tqdm(total=n, desc=f"features {info.name}", unit="img", disable=not progress)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        raw = load_batch(images, start, stop)
+        if isinstance(raw, list):  # mixed sizes: preprocess one by one (each is resized whole)
+            batch = torch.cat([backbone.preprocess(torch.from_numpy(a)[None]) for a in raw])
+        else:
+            batch = backbone.preprocess(raw)
+        batch = batch.to(device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            tokens = images_to_tokens(backbone, batch, grid)
+        out[start:stop] = tokens.to("cpu", dtype)
+        bar.update(stop - start)
+    bar.close()
+    return Features(out, list(info.layer_names), list(info.channels), grid)

@@ -1,0 +1,1 @@
+"""The FactorTopy model: positional encoding, selection kernel, the nn.Module."""

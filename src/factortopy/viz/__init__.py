@@ -1,0 +1,58 @@
+"""Cortical maps of fitted selectors: layer, space, scale and channel maps, any per-vertex value.
+
+Functions take plain arrays (``vertex`` fsaverage index, ``hemi`` 'lh'/'rh', per-vertex data) and
+return a matplotlib Figure, drawn on fsaverage5 (ships with nilearn, no network needed). Importing
+this package is cheap: matplotlib and nilearn load on first use.
+
+    from factortopy import viz
+    maps = viz.load_maps("runs/clip_subj01")
+    fig = viz.layer_map(maps["vertex"], maps["hemi"], maps["layer_probs"], maps["layer_names"])
+    fig.savefig("layers.png")
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    # maps
+    "layer_map": "factortopy.viz.maps",
+    "space_map": "factortopy.viz.maps",
+    "scale_map": "factortopy.viz.maps",
+    "channel_map": "factortopy.viz.maps",
+    "value_map": "factortopy.viz.maps",
+    "plot_painting": "factortopy.viz.maps",
+    "Painting": "factortopy.viz.maps",
+    "layer_painting": "factortopy.viz.maps",
+    "space_painting": "factortopy.viz.maps",
+    "scale_painting": "factortopy.viz.maps",
+    "channel_painting": "factortopy.viz.maps",
+    "value_painting": "factortopy.viz.maps",
+    # grids and run dirs
+    "compare_figure": "factortopy.viz.grid",
+    "run_grid": "factortopy.viz.grid",
+    "load_maps": "factortopy.viz.io",
+    "paint": "factortopy.viz.paint",
+    "paint_run": "factortopy.viz.paint",
+    "plot_layer_profiles": "factortopy.viz.profiles",
+    # interactive
+    "interactive_html": "factortopy.viz.interactive",
+    # meshes and views
+    "fsaverage5": "factortopy.viz.mesh",
+    "load_freesurfer_mesh": "factortopy.viz.mesh",
+    "VIEWS": "factortopy.viz.render",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'factortopy.viz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,113 @@
+"""The ridge baseline: estimator on planted layers, then CLI baseline -> RUN_DIR -> evaluate."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("himalaya")
+
+from factortopy.baselines.features import pool_tokens  # noqa: E402
+from factortopy.baselines.ridge import LayerwiseRidgeCV  # noqa: E402
+from factortopy.cli import main  # noqa: E402
+
+
+def test_layerwise_ridge_recovers_planted_layer_and_roundtrips():
+    rng = np.random.default_rng(0)
+    n = 90
+    Xs = [rng.normal(size=(n, 12)) for _ in range(3)]
+    layer = np.array([0, 0, 1, 1, 2, 2, 2])
+    Y = np.stack([Xs[l] @ rng.normal(size=12) for l in layer], 1) + 0.3 * rng.normal(size=(n, layer.size))
+    m = LayerwiseRidgeCV(alphas=(0.1, 1, 10, 1e3), cv=3).fit([X[:70] for X in Xs], Y[:70])
+    np.testing.assert_array_equal(m.best_layer_, layer)
+    assert (m.score([X[70:] for X in Xs], Y[70:]) > 0.9).all()
+    assert m.layer_scores_.shape == (3, 7) and set(m.alpha_) <= {0.1, 1, 10, 1e3}
+    again = LayerwiseRidgeCV.from_state(m.state())
+    np.testing.assert_array_equal(again.predict(Xs), m.predict(Xs))
+
+
+def test_pool_tokens_average_and_global():
+    grid, C = 4, 3
+    tokens = torch.zeros(1, 1, grid * grid + 1, C)
+    tokens[0, 0, :16, 0] = torch.arange(16.0)  # row-major cells
+    tokens[0, 0, 16] = torch.tensor([7.0, 8.0, 9.0])
+    (X,) = pool_tokens(tokens, [C], grid, pool=2)
+    assert X.shape == (1, 5 * C)
+    # top-left 2x2 block of cells 0,1,4,5 -> mean 2.5, in channel 0 of the first pooled cell
+    assert X[0, 0] == pytest.approx(2.5) and X[0, 3 * C] == pytest.approx(12.5)  # cells 10, 11, 14, 15
+    np.testing.assert_allclose(X[0, 4 * C:], [7, 8, 9])
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """A generic subject whose responses are linear in one layer's pooled features (random resnet18)."""
+    from factortopy.backbones import load_backbone
+    from factortopy.baselines.features import pooled_features
+
+    d = tmp_path_factory.mktemp("ridge")
+    torch.manual_seed(0)
+    bb = load_backbone("resnet18", layers=["layer1", "layer3"], img_size=32)
+    weights = str(d / "w.pt")
+    torch.save(bb.model.state_dict(), weights)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
+    Xs = pooled_features(bb, images)
+    layer = np.array([0, 0, 0, 1, 1, 1])
+    Y = []
+    pcs = []
+    for X in Xs:  # plant in each layer's top principal components: what ridge can learn from 60 images
+        X = (X - X.mean(0)) / (X.std(0) + 1e-6)
+        pcs.append(np.linalg.svd(X, full_matrices=False)[0][:, :3])
+    for l in layer:
+        Y.append(pcs[l] @ rng.normal(size=3))
+    Y = np.stack(Y, 1)
+    Y = Y / Y.std(0) + 0.2 * rng.normal(size=Y.shape)
+    test_mask = np.zeros(80, bool)
+    test_mask[-10:] = True  # 70 for fitting, 10 held out
+    path = str(d / "subject.npz")
+    np.savez(path, images=images, responses=Y.astype(np.float32), vertices=np.c_[[0, 0, 0, 1, 1, 1], [1, 2, 3, 1, 2, 3]],
+             test_mask=test_mask, noise_ceiling=np.full(6, 0.8))
+    return dict(path=path, weights=weights, layer=layer, dir=d)
+
+
+def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys):
+    out = str(planted["dir"] / "run")
+    rc = main(["baseline", "--data", f"generic:{planted['path']}", "--backbone", "resnet18", "--layers",
+               "layer1,layer3", "--weights", planted["weights"], "--img-size", "32", "--cv", "3",
+               "--val-fraction", "0.15", "--seed", "3", "--out", out])
+    assert rc == 0
+    cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["kind"] == "ridge" and cfg["split"]["seed"] == 3 and cfg["backbone"]["layers"] == ["layer1", "layer3"]
+    sel = np.load(os.path.join(out, "selectors.npz"))
+    assert {"space_xy", "scale", "readout"}.isdisjoint(sel.files)
+    np.testing.assert_array_equal(sel["layer_probs"].argmax(1), planted["layer"])
+    assert (sel["layer_probs"].sum(1) == 1).all()
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["val_pearson_mean"] > 0.6 and metrics["n_val"] == 10
+    scores = np.load(os.path.join(out, "scores.npz"))
+
+    # the same split: the validation images are those of train_val_split(70, 0.15, 3)
+    from factortopy.fitting.split import train_val_split
+
+    assert cfg["split"]["val_image_ids"] == train_val_split(70, 0.15, 3)[1].tolist()
+
+    capsys.readouterr()
+    assert main(["evaluate", out, "--split", "val"]) == 0
+    assert "all" in capsys.readouterr().out
+    ev = np.load(os.path.join(out, "eval_val.npz"))
+    np.testing.assert_allclose(ev["r"], scores["r"], atol=1e-5)  # rebuilt backbone + ridge.npz = same predictions
+
+    from factortopy.evaluation import evaluate_run
+
+    res = evaluate_run(out, split="test", write=False)
+    assert res["n_images"] == 10 and res["r"].mean() > 0.5
+    np.testing.assert_allclose(res["score"], np.minimum(100 * res["r"] ** 2 / 0.8, 100), rtol=1e-5)
+
+
+def test_evaluate_from_scores_only(planted, capsys):
+    out = str(planted["dir"] / "run")
+    if not os.path.isdir(out):
+        pytest.skip("needs the run of the previous test")
+    assert main(["evaluate", out, "--from-scores"]) == 0
+    assert "r_mean" in capsys.readouterr().out
