@@ -22,6 +22,11 @@ _LAZY = {
     "load_run": "factortopy.fitting.run_dir",
     "load_backbone": "factortopy.backbones",
     "load_algonauts": "factortopy.data.algonauts",
+    "load_subject": "factortopy.data",
+    "load_nsd": "factortopy.data.nsd",
+    "evaluate_run": "factortopy.evaluation",
+    "fit_ridge_baseline": "factortopy.baselines.run",
+    "list_layers": "factortopy.backbones",
     "make_planted_subject": "factortopy.datasets.planted",
 }
 

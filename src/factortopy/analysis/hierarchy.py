@@ -41,17 +41,31 @@ def roi_position(roi, roi_rank: dict | None = None) -> np.ndarray:
     return np.array([float(rank[r]) if r in rank else np.nan for r in roi.tolist()])
 
 
+def spatial_blocks(vertex, hemi, n_blocks: int = 50, seed: int = 0) -> np.ndarray:
+    """(N,) labels of ``n_blocks`` compact patches of cortex (k-means on the fsaverage sphere,
+    hemispheres apart), for a bootstrap that respects spatial autocorrelation."""
+    from sklearn.cluster import KMeans
+
+    from factortopy.data.fsaverage import cortical_coordinates
+
+    xyz = cortical_coordinates(np.asarray(vertex), np.asarray(hemi))
+    k = int(min(n_blocks, len(xyz)))
+    return KMeans(n_clusters=k, n_init=1, random_state=seed).fit_predict(xyz)
+
+
 def hierarchy_score(layer_probs, position=None, *, vertex=None, hemi=None, roi=None, roi_rank=None,
-                    seeds=None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> dict:
+                    seeds=None, n_boot: int = 1000, ci: float = 0.95, seed: int = 0,
+                    n_blocks: int | None = 50) -> dict:
     """Rank correlation of expected layer with hierarchy position, with a bootstrap CI.
 
     layer_probs: (N, L). The position is, in order of precedence: ``position`` (N,) given directly;
     the ROI rank of ``roi`` (N,) labels (see :func:`roi_position`); the geodesic distance (mm)
     from ``seeds`` (hemi -> seed vertices, default occipital pole) of ``vertex``/``hemi`` on
     fsaverage5. Vertices with NaN position are left out.
-    Returns {'rho', 'ci_low', 'ci_high', 'n', 'n_boot', 'ci', 'method'}. The bootstrap resamples
-    vertices (seeded), which ignores spatial autocorrelation: read the CI as a lower bound on the
-    uncertainty.
+    Returns {'rho', 'ci_low', 'ci_high', 'n', 'n_boot', 'ci', 'method', 'bootstrap'}. Neighbouring
+    vertices are not independent, so when ``vertex``/``hemi`` are known the bootstrap resamples
+    ``n_blocks`` spatial patches (a block bootstrap, seeded); otherwise (or with n_blocks=None) it
+    resamples single vertices, which understates the uncertainty.
     """
     e = expected_layer(layer_probs)
     if position is not None:
@@ -73,9 +87,18 @@ def hierarchy_score(layer_probs, position=None, *, vertex=None, hemi=None, roi=N
         raise ValueError(f"only {n} vertices have a hierarchy position: cannot score")
     rho = spearman(e, pos)
     rng = np.random.default_rng(seed)
-    boots = np.array([spearman(e[i], pos[i]) for i in (rng.integers(0, n, n) for _ in range(int(n_boot)))])
+    if n_blocks and vertex is not None and hemi is not None:
+        labels = spatial_blocks(np.asarray(vertex)[ok], np.asarray(hemi)[ok], n_blocks, seed)
+        members = [np.where(labels == b)[0] for b in range(labels.max() + 1)]
+        draws = (np.concatenate([members[b] for b in rng.integers(0, len(members), len(members))])
+                 for _ in range(int(n_boot)))
+        bootstrap = f"{len(members)} spatial blocks"
+    else:
+        draws = (rng.integers(0, n, n) for _ in range(int(n_boot)))
+        bootstrap = "vertices"
+    boots = np.array([spearman(e[i], pos[i]) for i in draws])
     boots = boots[np.isfinite(boots)]
     a = (1 - ci) / 2
     lo, hi = (np.quantile(boots, [a, 1 - a]) if boots.size else (np.nan, np.nan))
     return {"rho": rho, "ci_low": float(lo), "ci_high": float(hi), "n": n, "n_boot": int(n_boot),
-            "ci": ci, "method": method}
+            "ci": ci, "method": method, "bootstrap": bootstrap}

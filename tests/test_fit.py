@@ -1,0 +1,158 @@
+"""fit(): the run directory, resuming, determinism, the CLI and its errors, on tiny planted subjects."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from factortopy.cli import main
+from factortopy.data.algonauts import load_algonauts
+from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject
+from factortopy.fitting.fit import FitConfig, fit
+from factortopy.fitting.run_dir import load_run
+from factortopy.fitting.schedule import regularizer_weight
+from factortopy.fitting.split import train_val_split
+
+TINY_FIT = dict(epochs=3, batch_size=16, lr=3e-3, dim=8, hidden=16, patience=None)
+
+
+@pytest.fixture(scope="module")
+def tiny_subject(tmp_path_factory):
+    """96 images, ~200 vertices, a random resnet18 at 64 px: fast mechanics, not recovery."""
+    folder = str(tmp_path_factory.mktemp("planted") / "subj01")
+    make_planted_subject(folder, n_images=96, pole_fraction=0.01, img_size=64, image_size=64, dim=8,
+                         progress=False)
+    return folder
+
+
+def _fit(folder, **kw):
+    subject = load_algonauts(folder)
+    return fit(subject, backbone="resnet18", img_size=64, weights=os.path.join(folder, PLANTED_BACKBONE),
+               progress=False, **{**TINY_FIT, **kw})
+
+
+def test_run_dir_contents_and_reload(tiny_subject, tmp_path):
+    out = str(tmp_path / "run")
+    res = _fit(tiny_subject, out=out)
+    for name in ("model.safetensors", "config.json", "selectors.npz", "scores.npz", "metrics.json",
+                 "train_log.jsonl", "response_stats.npz"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    assert not os.path.exists(os.path.join(out, "checkpoint.pt"))
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert {"val_pearson_mean", "n_train", "n_val", "epochs", "seconds"} <= set(metrics)
+    assert metrics["n_train"] + metrics["n_val"] == 96 and metrics["epochs"] == 3
+    sel = np.load(os.path.join(out, "selectors.npz"))
+    subject = load_algonauts(tiny_subject)
+    n = subject.n_vertices
+    assert sel["layer_probs"].shape == (n, 5) and sel["space_xy"].shape == (n, 2) and sel["scale"].shape == (n,)
+    np.testing.assert_array_equal(sel["vertex"], subject.vertex)
+    assert list(sel["hemi"][:1]) == ["lh"] and sel["hemi"][-1] == "rh"
+    assert list(sel["layer_names"]) == ["act1", "layer1", "layer2", "layer3", "layer4"]
+    np.testing.assert_allclose(sel["layer_probs"].sum(1), 1, atol=1e-5)
+    # The reloaded model reproduces the saved selectors and the validation scores.
+    run = load_run(out)
+    with torch.no_grad():
+        np.testing.assert_allclose(run.model.selectors().space.numpy(), sel["space_xy"], atol=1e-6)
+    from factortopy.evaluation.metrics import pearson_r
+    from factortopy.fitting.predict import predict_subject
+
+    pred = predict_subject(run, subject, image_index=res.val_index)
+    r = pearson_r(pred, subject.responses[res.val_index])
+    np.testing.assert_allclose(r, np.load(os.path.join(out, "scores.npz"))["r"], atol=2e-3)
+
+
+def test_same_seed_same_result_and_the_seed_matters(tiny_subject):
+    a = _fit(tiny_subject, epochs=1)
+    b = _fit(tiny_subject, epochs=1)
+    c = _fit(tiny_subject, epochs=1, seed=1)
+    np.testing.assert_array_equal(a.selectors["layer_probs"], b.selectors["layer_probs"])
+    assert not np.array_equal(a.val_index, c.val_index)
+
+
+def test_interrupted_fit_resumes_to_the_same_result(tiny_subject, tmp_path, monkeypatch):
+    full = _fit(tiny_subject, out=str(tmp_path / "full"))
+    out = str(tmp_path / "interrupted")
+    calls = {"n": 0}
+    real_step = torch.optim.AdamW.step
+
+    def step_then_interrupt(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 8:  # inside the second epoch (5 steps per epoch)
+            raise KeyboardInterrupt
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tiny_subject, out=out)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    assert os.path.isfile(os.path.join(out, "checkpoint.pt"))
+    resumed = _fit(tiny_subject, out=out)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    np.testing.assert_allclose(resumed.selectors["layer_probs"], full.selectors["layer_probs"], atol=1e-6)
+    np.testing.assert_allclose(resumed.val_r, full.val_r, atol=1e-6)
+
+
+def test_fit_command_end_to_end_and_errors(tiny_subject, tmp_path, capsys):
+    out = str(tmp_path / "cli_run")
+    weights = os.path.join(tiny_subject, PLANTED_BACKBONE)
+    args = ["fit", "--data", f"algonauts:{tiny_subject}", "--backbone", "resnet18", "--img-size", "64",
+            "--weights", weights, "--epochs", "1", "--batch-size", "32", "--dim", "8", "--quiet", "--out", out]
+    assert main(args) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["data"] == f"algonauts:{tiny_subject}"
+    # Unknown layer: the message lists the valid ones.
+    assert main(args[:-2] + ["--layers", "layer9", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "layer9" in err and "layer4" in err and "act1" in err
+    # Unknown model name.
+    bad = list(args)
+    bad[bad.index("resnet18")] = "resnet_does_not_exist"
+    assert main(bad) == 2
+    assert "unknown" in capsys.readouterr().err
+    # Missing subject folder.
+    assert main(["fit", "--data", f"algonauts:{tmp_path}/nope", "--out", str(tmp_path / "y")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_nan_responses_and_column_mismatch_are_clear_errors(tiny_subject, tmp_path):
+    import shutil
+
+    bad = str(tmp_path / "subj_nan")
+    shutil.copytree(tiny_subject, bad)
+    path = os.path.join(bad, "training_split", "training_fmri", "lh_training_fmri.npy")
+    data = np.load(path)
+    data[3, 7] = np.nan
+    np.save(path, data)
+    with pytest.raises(ValueError, match="NaN"):
+        load_algonauts(bad)
+    np.save(path, data[:, :-1])
+    with pytest.raises(ValueError, match="columns"):
+        load_algonauts(bad)
+
+
+def test_regularizer_fade_schedules():
+    assert regularizer_weight(0, 1000) == pytest.approx(0.1)
+    assert regularizer_weight(150, 1000, fade_value=0.3) == pytest.approx(0.05)
+    assert regularizer_weight(300, 1000, fade_value=0.3) == 0.0
+    # The reference: a fixed 2,000 steps, whatever the run length.
+    assert regularizer_weight(1000, 700, fade="steps", fade_value=2000) == pytest.approx(0.05)
+    assert FitConfig.reference().reg_fade == "steps" and FitConfig.reference().batch_size == 8
+    with pytest.raises(ValueError, match="fade"):
+        regularizer_weight(0, 10, fade="linear")
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    tr, va = train_val_split(100, 0.2, seed=3)
+    tr2, va2 = train_val_split(100, 0.2, seed=3)
+    np.testing.assert_array_equal(va, va2)
+    assert len(va) == 20 and len(set(tr) | set(va)) == 100 and not set(tr) & set(va)
+    assert not np.array_equal(va, train_val_split(100, 0.2, seed=4)[1])
+
+
+def test_import_and_help_stay_light():
+    code = ("import sys, factortopy, factortopy.cli; factortopy.cli.build_parser(); "
+            "print(','.join(m for m in ('torch', 'timm', 'nilearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
