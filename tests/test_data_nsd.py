@@ -8,7 +8,6 @@ import pytest
 
 from factortopy.data import load_subject, parse_spec, with_options
 from factortopy.data.fake import decode_id, write_fake_nsd
-from factortopy.data.fsaverage import FSAVERAGE_N
 from factortopy.data.nsd import (NSDStimuli, noise_ceiling_percent, read_expdesign, read_session,
                                  zscore_session)
 

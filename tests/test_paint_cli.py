@@ -5,7 +5,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("nilearn")

@@ -9,7 +9,7 @@ the public names below are resolved on first use.
 """
 from __future__ import annotations
 
-import importlib
+from factortopy._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -33,14 +33,4 @@ _LAZY = {
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'factortopy' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_attributes('factortopy', _LAZY, globals())

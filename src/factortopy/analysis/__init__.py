@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from factortopy._lazy import lazy_attributes
 
 _LAZY = {
     "expected_layer": "factortopy.analysis.layers",
@@ -31,14 +31,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'factortopy.analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_attributes('factortopy.analysis', _LAZY, globals())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 HELP = "make a planted-truth subject, fit it, score the recovery and paint planted vs recovered maps"
 
-# The demo's settings (chosen on planted subjects, see docs/fitting.md): small enough for 2 CPU cores.
+# The demo's settings (chosen on planted subjects, see docs/method.md): small enough for 2 CPU cores.
 DEMO_SUBJECT = dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7)
 DEMO_FIT = dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)
 # What "recovered" means (issue targets): checked and reported in metrics.json.
@@ -32,8 +32,6 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     import json
     import os
     import time
-
-    import numpy as np
 
     from factortopy.data.algonauts import load_algonauts
     from factortopy.datasets.planted import (PLANTED_BACKBONE, load_truth, make_planted_subject, score_hierarchy,

@@ -17,10 +17,9 @@ import os
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from factortopy.features.extract import Features, images_to_tokens, load_batch
+from factortopy.features.extract import Features, images_to_tokens, prepare_batch
 
 CACHE_FORMAT = 1
 
@@ -91,15 +90,6 @@ def _state(path: Path, key_json: str, shape: tuple) -> tuple[str, int]:
         return "rebuild", 0
 
 
-def _batch_tensor(backbone, images, start: int, stop: int, device: str) -> torch.Tensor:
-    raw = load_batch(images, start, stop)
-    if isinstance(raw, list):  # mixed sizes: each image is resized whole on its own
-        batch = torch.cat([backbone.preprocess(torch.from_numpy(np.asarray(a))[None]) for a in raw])
-    else:
-        batch = backbone.preprocess(raw)
-    return batch.to(device)
-
-
 @torch.no_grad()
 def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, batch_size: int = 32,
                     device: str = "cpu", progress: bool = True) -> Features:
@@ -142,7 +132,7 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
         ds = f["tokens"]
         for lo in range(start, n, batch_size):
             hi = min(lo + batch_size, n)
-            batch = _batch_tensor(backbone, images, lo, hi, device)
+            batch = prepare_batch(backbone, images, lo, hi, device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 tokens = images_to_tokens(backbone, batch, grid)
             ds[lo:hi] = tokens.to("cpu", torch.float16).numpy()

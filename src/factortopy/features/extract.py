@@ -52,6 +52,15 @@ def images_to_tokens(backbone, batch: torch.Tensor, grid: int) -> torch.Tensor:
     return out
 
 
+def prepare_batch(backbone, images, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
+    """Images [start, stop) read, moved to ``device`` and preprocessed there (resize + normalise on
+    the GPU when there is one: the antialiased resize is the slow part on a CPU)."""
+    raw = load_batch(images, start, stop)
+    if isinstance(raw, list):  # mixed sizes: each image is resized whole on its own
+        return torch.cat([backbone.preprocess(torch.from_numpy(a)[None].to(device)) for a in raw])
+    return backbone.preprocess(raw.to(device))
+
+
 def load_batch(images, start: int, stop: int) -> torch.Tensor:
     """Images [start, stop) of a sequence of (H, W, 3) uint8 arrays -> (B, H, W, 3) uint8 tensor.
     Images of different sizes are allowed: each is returned at its own size in a list."""
@@ -84,12 +93,7 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
     bar = tqdm(total=n, desc=f"features {info.name}", unit="img", disable=not progress)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        raw = load_batch(images, start, stop)
-        if isinstance(raw, list):  # mixed sizes: preprocess one by one (each is resized whole)
-            batch = torch.cat([backbone.preprocess(torch.from_numpy(a)[None]) for a in raw])
-        else:
-            batch = backbone.preprocess(raw)
-        batch = batch.to(device)
+        batch = prepare_batch(backbone, images, start, stop, device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             tokens = images_to_tokens(backbone, batch, grid)
         out[start:stop] = tokens.to("cpu", dtype)

@@ -19,7 +19,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 @dataclass
 class FitConfig:
     """Every setting of a fit (saved in config.json). Defaults follow the reference recipe except
-    where a planted-truth measurement chose otherwise (see docs/fitting.md)."""
+    where a planted-truth measurement chose otherwise (see docs/method.md)."""
 
     epochs: int = 10
     batch_size: int = 8

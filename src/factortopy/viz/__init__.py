@@ -11,7 +11,7 @@ this package is cheap: matplotlib and nilearn load on first use.
 """
 from __future__ import annotations
 
-import importlib
+from factortopy._lazy import lazy_attributes
 
 _LAZY = {
     # maps
@@ -45,14 +45,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'factortopy.viz' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_attributes('factortopy.viz', _LAZY, globals())

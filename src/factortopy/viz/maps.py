@@ -94,6 +94,9 @@ def _layer_legend(layer_names):
             ax.set_xticks([0, 1], ["first", "last"], fontsize=7)
         ax.set_yticks([0, 1], ["0", "1"], fontsize=7)
         ax.set_xlabel("layer", fontsize=7)
+        # Label on the right: on the left it collides with the neighbouring brain panel in grids.
+        ax.yaxis.set_label_position("right")
+        ax.yaxis.tick_right()
         ax.set_ylabel("confidence", fontsize=7)
         ax.set_title("layer", fontsize=8)
 
