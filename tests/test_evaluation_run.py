@@ -49,3 +49,13 @@ def test_test_split_scores_rois_and_noise_ceiling(fitted, capsys):
     np.testing.assert_array_equal(ev["image_ids"], fitted["truth"]["test_ids"])
     nc = fitted["truth"]["noise_ceiling"]
     np.testing.assert_allclose(ev["score"], np.minimum(100 * np.maximum(ev["r"], 0) ** 2 / nc, 100), rtol=1e-4)
+
+
+
+def test_training_data_is_never_scored_as_test(fitted):
+    """--split test with training data (no test images) is refused, not scored on fitted images."""
+    from factortopy.evaluation import evaluate_run
+
+    spec = f"algonauts:{fitted['truth']['path']}"  # the training split: all images were fitted on
+    with pytest.raises(ValueError, match="no test images"):
+        evaluate_run(fitted["out"], data=spec, split="test")

@@ -156,3 +156,47 @@ def test_import_and_help_stay_light():
             "print(','.join(m for m in ('torch', 'timm', 'nilearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_auto_batch_size_follows_memory():
+    from factortopy.fitting.memory import auto_batch_size, fixed_step_bytes, step_bytes_per_image
+
+    kw = dict(n_vertices=37984, n_layers=12, grid=8, dim=128, c_max=768, n_train=9000)
+    per_image = step_bytes_per_image(37984, 12, 8, 128, 768)
+    fixed = fixed_step_bytes(37984, 12, 8)
+    # Exactly room for 100 images in half of the free memory -> 64 (the power of two below).
+    assert auto_batch_size(free_bytes=2 * (fixed + 100 * per_image), **kw) == 64
+    assert auto_batch_size(free_bytes=2 * (fixed + 3 * per_image), **kw) == 2
+    assert auto_batch_size(free_bytes=10**15, **kw) == 512  # capped
+    assert auto_batch_size(free_bytes=10**15, **{**kw, "n_train": 40}) == 32  # not more than the data
+    assert auto_batch_size(free_bytes=1, **kw) == 1
+
+
+def test_fit_accepts_auto_batch_size_on_cpu(tiny_subject):
+    res = _fit(tiny_subject, epochs=1, batch_size="auto")
+    assert res.config["fit"]["batch_size"] == 32  # the CPU default, recorded in the config
+
+
+def test_random_init_backbone_is_rebuilt_identically_or_refused(tiny_subject, tmp_path):
+    """A run fitted on a random-initialised backbone is evaluated with exactly those weights."""
+    subject = load_algonauts(tiny_subject)
+    out = str(tmp_path / "random_run")
+    fit(subject, backbone="resnet18", img_size=64, out=out, progress=False, **{**TINY_FIT, "epochs": 1, "seed": 5})
+    run = load_run(out)
+    torch.manual_seed(123)  # whatever ran before, the rebuild is seeded by the run
+    rebuilt = run.backbone()
+    assert run.config["backbone"]["weights"].startswith("params:")
+    # Tampered record: the rebuilt weights no longer match and the rebuild is refused.
+    run.config["fit"]["seed"] = 6
+    with pytest.raises(ValueError, match="not the backbone the run was fitted with"):
+        run.backbone()
+    assert rebuilt.info.layer_names == ["act1", "layer1", "layer2", "layer3", "layer4"]
+
+
+def test_features_beyond_float16_are_refused():
+    from factortopy.features.extract import to_storage
+
+    ok = torch.tensor([1.0, -60000.0])
+    assert to_storage(ok).dtype == torch.float16
+    with pytest.raises(ValueError, match="range of torch.float16"):
+        to_storage(torch.tensor([1.0, 1e6]))

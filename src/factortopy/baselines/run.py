@@ -18,6 +18,7 @@ import numpy as np
 
 from factortopy.baselines.ridge import DEFAULT_ALPHAS, LayerwiseRidgeCV
 from factortopy.evaluation.metrics import pearson_r, r2_score
+from factortopy.features.cache import weights_fingerprint
 from factortopy.fitting.split import train_val_split
 
 RIDGE_FILE = "ridge.npz"
@@ -57,8 +58,11 @@ def fit_ridge_baseline(subject, backbone="resnet18", layers=None, weights: str |
     """
     t0 = time.time()
     if isinstance(backbone, str):
+        import torch
+
         from factortopy.backbones import load_backbone
 
+        torch.manual_seed(seed)  # a random init is then rebuilt identically for evaluation (as in fit)
         bb = load_backbone(backbone, layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
     else:
         bb = backbone
@@ -77,7 +81,7 @@ def fit_ridge_baseline(subject, backbone="resnet18", layers=None, weights: str |
         kind="ridge",
         data=data_spec,
         subject=subject.name,
-        backbone=dict(name=info.name, layers=layer_names, weights=info.weights,
+        backbone=dict(name=info.name, layers=layer_names, weights=weights_fingerprint(bb),
                       weights_file=os.path.abspath(weights) if weights else None, pretrained=pretrained,
                       img_size=img_size, input_size=list(info.input_size), channels=list(info.channels)),
         model=dict(model.get_params(), pool=pool, grid=grid, n_features=[int(X.shape[1]) for X in Xs]),
@@ -130,11 +134,9 @@ class RidgeRun:
     hemi: np.ndarray
 
     def backbone(self):
-        from factortopy.backbones import load_backbone
+        from factortopy.fitting.run_dir import rebuild_backbone
 
-        b = self.config["backbone"]
-        return load_backbone(b["name"], layers=b["layers"], weights=b.get("weights_file"),
-                             pretrained=b.get("pretrained", False), img_size=b.get("img_size"))
+        return rebuild_backbone(self.config)
 
     def predict_subject(self, subject, image_index=None, batch_size: int = 32, device: str = "cpu",
                         progress: bool = False) -> np.ndarray:

@@ -4,10 +4,20 @@ from __future__ import annotations
 HELP = "fit a FactorTopy encoder on a subject (Algonauts 2023, raw NSD or your own data)"
 
 
+def _batch_size(text: str):
+    if text == "auto":
+        return text
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"batch size must be >= 1 or 'auto', got {text}")
+    return value
+
+
 def add_fit_options(p) -> None:
     """Training options shared by `fit` and `demo` (defaults from FitConfig)."""
     p.add_argument("--epochs", type=int, default=None, help="passes over the training images (default 10)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per step (default 8)")
+    p.add_argument("--batch-size", type=_batch_size, default=None,
+                   help="images per step, or 'auto' (the largest that fits in GPU memory); default 8")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--dim", type=int, default=None, help="width D of the aligned channel space (default 128)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split, init and batch order (default 0)")
@@ -58,6 +68,9 @@ def run(args) -> int:
     from factortopy.fitting.distributed import init_from_env
     from factortopy.fitting.fit import fit
 
+    if not args.pretrained and not args.weights and not args.quiet:
+        print(f"note: {args.backbone} starts from random weights; pass --pretrained (hub cache) or "
+              "--weights FILE for a trained network")
     device = init_from_env(args.device)
     args.device = device
     subject = load_subject(args.data)

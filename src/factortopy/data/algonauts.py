@@ -84,13 +84,16 @@ def list_split_images(path: str, split: str = "training") -> tuple[ImageFiles, n
     return ImageFiles(paths), nsd_ids
 
 
-def find_noise_ceiling(path: str, hemi: str) -> str | None:
+def find_noise_ceiling(path: str, hemi: str, split: str = "test") -> str | None:
     """The optional per-vertex noise-ceiling file of a hemisphere, or None.
 
     Searched as ``{lh,rh}_noise_ceiling.npy`` in test_split/test_fmri/, test_split/, noise_ceiling/,
-    roi_masks/ and the subject folder (releases differ).
+    roi_masks/ and the subject folder (releases differ). A ceiling under test_split/ belongs to the
+    test images' repeat counts: it is used only for the test split.
     """
     for parts in NC_DIRS:
+        if parts[:1] == ("test_split",) and split != "test":
+            continue
         for name in NC_NAMES:
             candidate = os.path.join(path, *parts, name.format(h=hemi))
             if os.path.isfile(candidate):
@@ -160,7 +163,7 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
         responses.append(data)
         vertex.append(cols)
         hemi.append(np.full(cols.size, h))
-        nc_path = find_noise_ceiling(path, h)
+        nc_path = find_noise_ceiling(path, h, split)
         if nc_path is not None:
             values = np.load(nc_path).astype(np.float32).ravel()
             if values.shape == (FSAVERAGE_N,):  # written in fsaverage space: take the used vertices

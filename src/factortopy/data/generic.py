@@ -20,6 +20,7 @@ images unless ``zscore=False``.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import numpy as np
@@ -162,6 +163,9 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         coords=coords,
         image_ids=image_ids,
         name=os.path.splitext(os.path.basename(path))[0],
-        image_key=f"generic-{os.path.basename(path)}-{split}-{len(image_ids)}",
+        # The absolute path and the ids name the image set: two data sets never share cached features.
+        image_key="generic-" + hashlib.sha256(
+            f"{os.path.abspath(path)}|{split}|{','.join(map(str, np.asarray(image_ids).tolist()))}".encode()
+        ).hexdigest()[:16],
         extra=extra,
     )

@@ -88,7 +88,9 @@ def _select_images(subject, config, split, explicit_data):
     mask = subject.extra.get("test_mask")
     if mask is not None and np.any(mask):
         return np.where(mask)[0]
-    if explicit_data:
+    # All images count as test only when the data say they are the test split: training data
+    # scored as "test" would include the images the model was fitted on.
+    if explicit_data and subject.extra.get("split") == "test":
         return np.arange(subject.n_images)
     raise ValueError("the data hold no test images (no test_mask); pass the test data with --data")
 
@@ -137,6 +139,11 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
         raise ValueError(f"{run_dir}: unknown run kind {kind!r}")
     ri, si = align_columns(run_vertex, run_hemi, subject)
     nc = subject.extra.get("noise_ceiling")
+    if subject.extra.get("ncsnr") is not None and subject.extra.get("n_repeats") is not None:
+        # NC depends on the repeats averaged for the images actually scored, not the whole load.
+        from factortopy.evaluation.ceiling import noise_ceiling_fraction
+
+        nc = noise_ceiling_fraction(np.asarray(subject.extra["ncsnr"]), np.asarray(subject.extra["n_repeats"])[index])
     rois = {k: np.asarray(m)[si] for k, m in (subject.extra.get("rois") or {}).items()}
     hemi = np.asarray(subject.hemi)[si]
     res = evaluate_predictions(pred[:, ri], subject.responses[index][:, si],

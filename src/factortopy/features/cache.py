@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from factortopy.features.extract import Features, images_to_tokens, prepare_batch
+from factortopy.features.extract import Features, images_to_tokens, prepare_batch, to_storage
 
 CACHE_FORMAT = 1
 
@@ -135,7 +135,7 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
             batch = prepare_batch(backbone, images, lo, hi, device)
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
                 tokens = images_to_tokens(backbone, batch, grid)
-            ds[lo:hi] = tokens.to("cpu", torch.float16).numpy()
+            ds[lo:hi] = to_storage(tokens, torch.float16).numpy()
             f.flush()  # the data is on disk before the counter says so
             f.attrs["n_done"] = hi
             f.flush()

@@ -52,6 +52,17 @@ def images_to_tokens(backbone, batch: torch.Tensor, grid: int) -> torch.Tensor:
     return out
 
 
+def to_storage(tokens: torch.Tensor, dtype=torch.float16) -> torch.Tensor:
+    """Tokens -> CPU storage dtype, refusing values the dtype cannot hold (float16 tops at 65504:
+    block outputs taken before the final norm can exceed it)."""
+    out = tokens.to("cpu", dtype)
+    if not torch.isfinite(out).all():
+        bad = "NaN/inf in the backbone's features" if not torch.isfinite(tokens).all() else \
+            f"features exceed the range of {dtype} (max |value| {tokens.abs().max().item():.3g})"
+        raise ValueError(f"{bad}; extract with dtype=torch.float32 (or bfloat16), or hook other layers")
+    return out
+
+
 def prepare_batch(backbone, images, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
     """Images [start, stop) read, moved to ``device`` and preprocessed there (resize + normalise on
     the GPU when there is one: the antialiased resize is the slow part on a CPU)."""
@@ -96,7 +107,7 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
         batch = prepare_batch(backbone, images, start, stop, device)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             tokens = images_to_tokens(backbone, batch, grid)
-        out[start:stop] = tokens.to("cpu", dtype)
+        out[start:stop] = to_storage(tokens, dtype)
         bar.update(stop - start)
     bar.close()
     return Features(out, list(info.layer_names), list(info.channels), grid)

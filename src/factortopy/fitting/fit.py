@@ -1,14 +1,18 @@
 """Fit FactorTopy on a subject: features once, then epochs over cached tokens (method.md, "Training")."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from factortopy.features.cache import weights_fingerprint
+from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.run_dir import save_model, selector_arrays, write_json
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
 from factortopy.fitting.split import train_val_split
@@ -22,7 +26,7 @@ class FitConfig:
     where a planted-truth measurement chose otherwise (see docs/method.md)."""
 
     epochs: int = 10
-    batch_size: int = 8
+    batch_size: int | str = 8  # or "auto": the largest power of two that fits in GPU memory
     lr: float = 1e-3
     weight_decay: float = 0.01
     grad_clip: float = 0.5
@@ -88,9 +92,9 @@ def all_reduce_gradients(model) -> None:
         offset += g.numel()
 
 
-def _token_rms(tokens: torch.Tensor, channels: list[int], max_images: int = 512) -> torch.Tensor:
-    """(L,) RMS of each layer's real (unpadded) channels over up to ``max_images`` images."""
-    sample = tokens[:max_images].float()
+def _token_rms(tokens: torch.Tensor, channels: list[int]) -> torch.Tensor:
+    """(L,) RMS of each layer's real (unpadded) channels over the given images."""
+    sample = tokens.float()
     return torch.stack([sample[:, l, :, :c].pow(2).mean().sqrt().clamp_min(1e-6) for l, c in enumerate(channels)])
 
 
@@ -127,8 +131,8 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     t0 = time.time()
     gen = _seed_everything(cfg.seed)
     rank, world = distributed_rank_world()
-    if rank != 0:
-        progress, out = False, None  # one process reports and writes
+    main_process = rank == 0  # one process reports and writes; every process resumes
+    progress = progress and main_process
 
     # ---- features: once per image, reused by every epoch
     if isinstance(backbone, str):  # built even with given features: the config needs its metadata
@@ -165,10 +169,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     std = responses[train_idx].std(0)
     std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
     y = torch.from_numpy((responses - mean) / std)
-    tokens = features.tokens
-    # Keep the epoch loop on the device when the features fit there (half precision).
-    if device != "cpu":
-        tokens = tokens.to(device)
+    tokens = place_tokens(features.tokens, device)  # on the GPU when they fit, else pinned host memory
     y_dev = y.to(device)
     train_t = torch.as_tensor(train_idx, device=tokens.device)
     val_tokens, val_y = tokens[torch.as_tensor(val_idx, device=tokens.device)], y[val_idx]  # selected once
@@ -177,9 +178,13 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     model = FactorTopy(subject.coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
                        layer_names=features.layer_names)
     with torch.no_grad():
-        model.token_scale.copy_(1.0 / _token_rms(features.tokens[torch.as_tensor(train_idx)], features.channels))
+        model.token_scale.copy_(1.0 / _token_rms(features.tokens[torch.as_tensor(train_idx[:512])], features.channels))
     model = model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.batch_size == "auto":  # chosen by memory: the largest power of two that fits
+        free = free_device_bytes(device)
+        cfg.batch_size = CPU_BATCH_SIZE if free is None else auto_batch_size(
+            model.n_vertices, model.n_layers, cfg.grid, cfg.dim, max(features.channels), free, len(train_idx))
     steps_per_epoch = int(np.ceil(len(train_idx) / cfg.batch_size))
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -188,7 +193,9 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
         kind="factortopy",
         data=data_spec,
         subject=subject.name,
-        backbone=dict(name=info.name, layers=list(info.layer_names), weights=info.weights,
+        # What the targets and coordinates were: a resume never continues on other data.
+        data_digest=hashlib.sha256(responses.tobytes() + np.asarray(subject.coords, np.float32).tobytes()).hexdigest()[:16],
+        backbone=dict(name=info.name, layers=list(info.layer_names), weights=weights_fingerprint(bb),
                       weights_file=os.path.abspath(weights) if weights else None, pretrained=pretrained,
                       img_size=img_size, input_size=list(info.input_size), channels=list(info.channels)),
         model=model.config(),
@@ -201,7 +208,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     start_epoch, step, history = 0, 0, []
     best = dict(r=-np.inf, state=None, epoch=-1)
     ckpt_path = os.path.join(out, CHECKPOINT_FILE) if out else None
-    if out:
+    if out and main_process:
         os.makedirs(out, exist_ok=True)
     if resume and ckpt_path and os.path.isfile(ckpt_path):
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -212,6 +219,9 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
             gen.set_state(ckpt["generator"])
             if progress:
                 print(f"resuming from epoch {start_epoch} ({ckpt_path})")
+        else:
+            warnings.warn(f"{ckpt_path} was written by a fit with other settings: starting afresh "
+                          "(it will be overwritten)", stacklevel=2)
 
     amp = cfg.amp and device.startswith("cuda")
     bad_epochs = 0 if not history else len(history) - 1 - best["epoch"]
@@ -256,7 +266,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-            if ckpt_path:
+            if ckpt_path and main_process:
                 torch.save(dict(run_config=json.loads(json.dumps(run_config, default=str)), model=model.state_dict(),
                                 optimizer=optimizer.state_dict(), epoch=epoch + 1, step=step, history=history,
                                 best=best, generator=gen.get_state()), ckpt_path + ".tmp")
@@ -282,7 +292,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     result = FitResult(model=model, config=run_config, metrics=metrics, selectors={}, val_r=val_r, val_r2=val_r2,
                        train_index=train_idx, val_index=val_idx, history=history, run_dir=out)
     result.selectors = selector_arrays(model, subject.vertex, subject.hemi)
-    if out:
+    if out and main_process:
         save_model(os.path.join(out, "model.safetensors"), model)
         write_json(os.path.join(out, "config.json"), run_config)
         np.savez(os.path.join(out, "response_stats.npz"), mean=mean, std=std)

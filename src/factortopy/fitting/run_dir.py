@@ -54,6 +54,35 @@ def save_model(path: str, model) -> None:
     save_file(state, path)
 
 
+def rebuild_backbone(config: dict):
+    """The backbone of a run (config.json), identical to the one it was fitted with.
+
+    A random-initialised backbone is rebuilt under the run's seed (fit seeds before building it);
+    every rebuild is checked against the recorded weights identity (a file digest, a hub tag, or
+    a digest of all parameters), so predictions never silently come from other weights.
+    """
+    import torch
+
+    from factortopy.backbones import load_backbone
+    from factortopy.features.cache import weights_fingerprint
+
+    b = config["backbone"]
+    seed = (config.get("fit") or {}).get("seed")
+    if seed is not None:
+        torch.manual_seed(seed)
+    bb = load_backbone(b["name"], layers=b["layers"], weights=b.get("weights_file"),
+                       pretrained=b.get("pretrained", False), img_size=b.get("img_size"))
+    recorded = b.get("weights")
+    if recorded is None:
+        raise ValueError(f"the run's config records no weights identity for {b['name']}: its backbone cannot "
+                         "be rebuilt reliably; refit with --weights FILE or --pretrained")
+    found = weights_fingerprint(bb)
+    if found != recorded:
+        raise ValueError(f"the rebuilt {b['name']} is not the backbone the run was fitted with (weights "
+                         f"{found} vs {recorded} recorded): was the weights file changed or moved?")
+    return bb
+
+
 @dataclass
 class Run:
     """A fitted run read back from disk."""
@@ -65,12 +94,8 @@ class Run:
     response_std: np.ndarray  # (N,)
 
     def backbone(self):
-        """The run's backbone, rebuilt from its config (same layers, weights, input size)."""
-        from factortopy.backbones import load_backbone
-
-        b = self.config["backbone"]
-        return load_backbone(b["name"], layers=b["layers"], weights=b.get("weights_file"),
-                             pretrained=b.get("pretrained", False), img_size=b.get("img_size"))
+        """The run's backbone, rebuilt from its config and checked to be the one it was fitted on."""
+        return rebuild_backbone(self.config)
 
     def selectors(self) -> dict:
         with np.load(os.path.join(self.path, "selectors.npz")) as f:
