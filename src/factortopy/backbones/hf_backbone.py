@@ -10,7 +10,7 @@ import inspect
 
 from factortopy.backbones.hook_backbone import IMAGENET_MEAN, IMAGENET_STD, HookBackbone
 from factortopy.backbones.tokens import TokenLayout
-from factortopy.backbones.weights import hub_offline, load_weights_file
+from factortopy.backbones.weights import hub_load_error, load_weights_file
 
 
 def _import():
@@ -51,11 +51,7 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
         else:
             model = transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(name))
     except Exception as err:
-        raise RuntimeError(
-            f"could not load Hugging Face model {name!r}"
-            + (" (HF_HUB_OFFLINE is set and it is not in the hub cache)" if hub_offline() else "")
-            + f": {err}"
-        ) from None
+        raise hub_load_error(f"Hugging Face model {name!r}", err) from None
     weights_id = f"hub:hf:{name}@{getattr(model.config, '_commit_hash', None)}" if pretrained else None
     if weights is not None:
         weights_id = load_weights_file(model, weights, remap=remap)

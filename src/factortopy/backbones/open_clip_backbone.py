@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from factortopy.backbones.hook_backbone import HookBackbone
 from factortopy.backbones.tokens import TokenLayout
-from factortopy.backbones.weights import hub_offline, load_weights_file
+from factortopy.backbones.weights import hub_load_error, load_weights_file
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -48,11 +48,7 @@ def load_open_clip(spec: str, layers=None, weights: str | None = None, pretraine
         model = open_clip.create_model(arch, pretrained=tag if pretrained else None)
     except Exception as err:
         if pretrained:
-            raise RuntimeError(
-                f"could not load open_clip weights {spec!r}"
-                + (" (HF_HUB_OFFLINE is set and they are not cached)" if hub_offline() else "")
-                + f": {err}. Pass a local file with weights=PATH instead."
-            ) from None
+            raise hub_load_error(f"open_clip weights {spec!r}", err) from None
         raise ValueError(f"open_clip could not create {arch!r}: {err}; see open_clip.list_models()") from None
     weights_id = f"hub:open_clip:{arch}:{tag}" if pretrained else None
     if weights is not None:

@@ -7,7 +7,7 @@ import inspect
 import torch
 
 from factortopy.backbones.base import Backbone, BackboneInfo, unknown_layer_error
-from factortopy.backbones.weights import hub_offline, load_weights_file
+from factortopy.backbones.weights import hub_load_error, load_weights_file
 
 
 def check_timm_name(name: str) -> None:
@@ -49,12 +49,7 @@ def create_timm_model(name: str, pretrained: bool = False, img_size: int | None 
                     raise
     except Exception as err:
         if pretrained:
-            raise RuntimeError(
-                f"could not load pretrained weights for {name!r}"
-                + (" (HF_HUB_OFFLINE is set and they are not in the hub cache)" if hub_offline() else "")
-                + f": {type(err).__name__}: {str(err)[:300]}. Pass a local file with weights=PATH "
-                "(--weights FILE) instead."
-            ) from None
+            raise hub_load_error(f"pretrained weights for {name!r}", err) from None
         raise
     return model.eval()
 

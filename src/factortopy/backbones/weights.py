@@ -29,6 +29,13 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def hub_load_error(what: str, err: Exception) -> RuntimeError:
+    """One clear message for hub weights that could not be had (offline, not cached, a typo)."""
+    offline = " (HF_HUB_OFFLINE is set and they are not in the hub cache)" if hub_offline() else ""
+    return RuntimeError(f"could not load {what}{offline}: {type(err).__name__}: {str(err)[:300]}. "
+                        "Pass a local file with weights=PATH (--weights FILE) instead.")
+
+
 def read_state_dict(path: str) -> dict:
     """{name: tensor} from a .safetensors file or a torch file (weights_only=True, never pickle code).
     Unwraps the usual checkpoint containers ('state_dict', 'model', 'module')."""
