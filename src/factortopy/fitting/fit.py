@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from factortopy import __version__
 from factortopy.features.cache import weights_fingerprint
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.run_dir import save_model, selector_arrays, write_json
@@ -90,6 +91,13 @@ def all_reduce_gradients(model) -> None:
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
         offset += g.numel()
+
+
+def _data_digest(responses: np.ndarray, coords) -> str:
+    """A short digest of the targets and coordinates (hashed in place, no concatenated copy)."""
+    h = hashlib.sha256(np.ascontiguousarray(responses).data)
+    h.update(np.ascontiguousarray(coords, dtype=np.float32).data)
+    return h.hexdigest()[:16]
 
 
 def _token_rms(tokens: torch.Tensor, channels: list[int]) -> torch.Tensor:
@@ -189,12 +197,11 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
     total_steps = steps_per_epoch * cfg.epochs
 
     run_config = dict(
-        factortopy_version=__import__("factortopy").__version__,
+        factortopy_version=__version__,
         kind="factortopy",
         data=data_spec,
         subject=subject.name,
-        # What the targets and coordinates were: a resume never continues on other data.
-        data_digest=hashlib.sha256(responses.tobytes() + np.asarray(subject.coords, np.float32).tobytes()).hexdigest()[:16],
+        data_digest=_data_digest(responses, subject.coords),  # a resume never continues on other data
         backbone=dict(name=info.name, layers=list(info.layer_names), weights=weights_fingerprint(bb),
                       weights_file=os.path.abspath(weights) if weights else None, pretrained=pretrained,
                       img_size=img_size, input_size=list(info.input_size), channels=list(info.channels)),
