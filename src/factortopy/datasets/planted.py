@@ -188,6 +188,13 @@ def load_truth(subject_dir: str) -> dict:
         return dict(f)
 
 
+def rows_of(reference: dict, maps: dict) -> np.ndarray:
+    """For each (hemi, vertex) of ``maps``, its row in ``reference`` (both dicts with 'hemi' and
+    'vertex' arrays). Every vertex of ``maps`` must be in ``reference`` (KeyError otherwise)."""
+    row = {(h, v): i for i, (h, v) in enumerate(zip(reference["hemi"], reference["vertex"]))}
+    return np.array([row[(h, v)] for h, v in zip(maps["hemi"], maps["vertex"])], dtype=np.int64)
+
+
 def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale: float = 0.5) -> dict:
     """How well a fit recovered the planted maps (arrays matched by (hemi, vertex)).
 
@@ -198,8 +205,7 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
     """
     from scipy.stats import spearmanr
 
-    key_t = {(h, v): i for i, (h, v) in enumerate(zip(truth["hemi"], truth["vertex"]))}
-    order = np.array([key_t[(h, v)] for h, v in zip(selectors["hemi"], selectors["vertex"])])
+    order = rows_of(truth, selectors)
     L = truth["layer_probs"].shape[1]
     exp_true = truth["layer_probs"][order] @ np.arange(L)
     exp_fit = selectors["layer_probs"] @ np.arange(selectors["layer_probs"].shape[1])
@@ -232,12 +238,11 @@ def score_hierarchy(subject, truth: dict, selectors: dict, n_boot: int = 200) ->
     roi = np.full(subject.n_vertices, "", dtype=object)
     for name, mask in rois.items():
         roi[np.asarray(mask, bool)] = name
-    key = {(h, v): i for i, (h, v) in enumerate(zip(subject.hemi, subject.vertex))}
+    columns = dict(hemi=subject.hemi, vertex=subject.vertex)
 
     def score(maps):
-        order = np.array([key[(h, v)] for h, v in zip(maps["hemi"], maps["vertex"])])
-        return hierarchy_score(maps["layer_probs"], roi=roi[order], vertex=maps["vertex"], hemi=maps["hemi"],
-                               n_boot=n_boot)
+        return hierarchy_score(maps["layer_probs"], roi=roi[rows_of(columns, maps)], vertex=maps["vertex"],
+                               hemi=maps["hemi"], n_boot=n_boot)
 
     planted, recovered = score(truth), score(selectors)
     keep = ("rho", "ci_low", "ci_high", "method", "bootstrap")

@@ -13,6 +13,7 @@ import torch
 
 from factortopy import __version__
 from factortopy.features.cache import weights_fingerprint
+from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.run_dir import save_model, selector_arrays, write_json
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
@@ -74,14 +75,6 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def distributed_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the running torch.distributed group, (0, 1) without one."""
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def all_reduce_gradients(model) -> None:
     """Sum every gradient over processes in one flat all-reduce (data parallel, exact)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -138,7 +131,7 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
         raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
     t0 = time.time()
     gen = _seed_everything(cfg.seed)
-    rank, world = distributed_rank_world()
+    rank, world = rank_world()
     main_process = rank == 0  # one process reports and writes; every process resumes
     progress = progress and main_process
 
