@@ -32,21 +32,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from head import randomise_selectors, sphere_coords  # noqa: E402
 
 from factortopy.model.factortopy import FactorTopy, Selectors  # noqa: E402
+from factortopy.model.selectors import SELECTORS  # noqa: E402
 
 
 def selectors_from_encoding(model, e):
     """model.selectors() with the positional encoding ``e`` given (what a cached buffer would do)."""
-    return Selectors(torch.tanh(model.space_mlp(e)), torch.softmax(model.layer_mlp(e), dim=-1),
-                     torch.sigmoid(model.scale_mlp(e)))
+    return model.selectors(encoding=e)
 
 
 def forward_tokens_nbd(model, tokens, selectors):
     """Proposed forward_tokens: the same math with V laid out (N, B, D): one plain GEMM
     K (N, L*T) @ X (L*T, B*D) (X is small: no broadcast batch, no (B, N, D) transpose copy), then the
     readout mean_d(w_v * V_v) as a batched GEMV, so the (B, N, D) product w * V is never stored."""
-    from factortopy.model.kernel import selection_kernel
-
-    K = selection_kernel(selectors.space, selectors.layer_probs, selectors.scale, model.grid, model.grid)
+    K = model.kernel(selectors)  # float32, as in forward_tokens
     X = model.project(tokens)  # (B, L, T, D)
     B, D, N = X.shape[0], model.dim, K.shape[0]
     Xt = X.reshape(B, -1, D).permute(1, 0, 2).reshape(-1, B * D)  # (L*T, B*D)
@@ -127,12 +125,12 @@ def main(argv=None) -> int:
         def sel_only():
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 sel = model.selectors()
-                (sel.space.sum() + sel.layer_probs.sum() + sel.scale.sum()).float().backward()
+                sum(getattr(sel, s.field).sum() for s in SELECTORS).float().backward()
 
         def head_only():
             with torch.no_grad():
                 sel = model.selectors()
-            sel = Selectors(sel.space.requires_grad_(), sel.layer_probs.requires_grad_(), sel.scale.requires_grad_())
+            sel = Selectors(**{s.field: getattr(sel, s.field).requires_grad_() for s in SELECTORS})
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                 pred = model.forward_tokens(tokens if amp else tokens.float(), selectors=sel)
             pred.float().sum().backward()

@@ -65,7 +65,7 @@ def test_geodesic_distance_on_a_small_mesh_and_fsaverage5():
     d = A.geodesic_distance(coords, faces, [0])
     np.testing.assert_allclose(d, [0, 1, np.sqrt(2), 1])
     # fsaverage5: the occipital pole is at 0, distances grow anteriorly
-    from factortopy.viz.mesh import fsaverage5
+    from factortopy.surface import fsaverage5
 
     white = fsaverage5("white")["lh"].coords
     pole = int(np.argmin(white[:, 1]))

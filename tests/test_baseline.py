@@ -88,7 +88,7 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys)
     scores = np.load(os.path.join(out, "scores.npz"))
 
     # the same split: the validation images are those of train_val_split(70, 0.15, 3)
-    from factortopy.fitting.split import train_val_split
+    from factortopy.data.split import train_val_split
 
     assert cfg["split"]["val_image_ids"] == train_val_split(70, 0.15, 3)[1].tolist()
 

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from factortopy.data.fake import write_full_mesh
-from factortopy.data.fsaverage import (ENV_MESH_DIR, check_nesting, cortical_coordinates, full_mesh_dir,
-                                       fsaverage5_surface)
+from factortopy.surface import (ENV_MESH_DIR, check_nesting, cortical_coordinates, full_mesh_dir,
+                                fsaverage5_surface)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ from factortopy.cli import main
 from factortopy.data.algonauts import load_algonauts
 from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject
 from factortopy.fitting.fit import FitConfig, fit
-from factortopy.fitting.run_dir import load_run
+from factortopy.fitting.run import load_run
 from factortopy.fitting.schedule import regularizer_weight
-from factortopy.fitting.split import train_val_split
+from factortopy.data.split import train_val_split
 
 TINY_FIT = dict(epochs=3, batch_size=16, lr=3e-3, dim=8, hidden=16, patience=None)
 
@@ -57,9 +57,7 @@ def test_run_dir_contents_and_reload(tiny_subject, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(run.model.selectors().space.numpy(), sel["space_xy"], atol=1e-6)
     from factortopy.evaluation.metrics import pearson_r
-    from factortopy.fitting.predict import predict_subject
-
-    pred = predict_subject(run, subject, image_index=res.val_index)
+    pred = run.predict_subject(subject, image_index=res.val_index)
     r = pearson_r(pred, subject.responses[res.val_index])
     np.testing.assert_allclose(r, np.load(os.path.join(out, "scores.npz"))["r"], atol=2e-3)
 
@@ -106,14 +104,45 @@ def test_fit_command_end_to_end_and_errors(tiny_subject, tmp_path, capsys):
     assert main(args[:-2] + ["--layers", "layer9", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "layer9" in err and "layer4" in err and "act1" in err
+    assert not os.path.exists(tmp_path / "x")  # a fit that failed before training leaves nothing behind
     # Unknown model name.
-    bad = list(args)
+    bad = args[:-2] + ["--out", str(tmp_path / "z")]
     bad[bad.index("resnet18")] = "resnet_does_not_exist"
     assert main(bad) == 2
     assert "unknown" in capsys.readouterr().err
     # Missing subject folder.
-    assert main(["fit", "--data", f"algonauts:{tmp_path}/nope", "--out", str(tmp_path / "y")]) == 2
+    assert main(["fit", "--data", f"algonauts:{tmp_path}/nope", "--backbone", "resnet18", "--random-init",
+                 "--out", str(tmp_path / "y")]) == 2
     assert "not found" in capsys.readouterr().err
+    # --backbone has no default: a fit never silently picks a network.
+    with pytest.raises(SystemExit):
+        main(["fit", "--data", f"algonauts:{tiny_subject}", "--out", str(tmp_path / "w")])
+    assert "--backbone" in capsys.readouterr().err
+
+
+def test_a_finished_run_is_never_overwritten_silently(tiny_subject, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["fit", "--data", f"algonauts:{tiny_subject}", "--backbone", "resnet18", "--img-size", "64",
+            "--weights", os.path.join(tiny_subject, PLANTED_BACKBONE), "--epochs", "1", "--batch-size", "32",
+            "--dim", "8", "--quiet", "--out", out]
+    assert main(args) == 0
+    with open(os.path.join(out, "eval_val.json"), "w") as f:
+        f.write("{}")  # an evaluation of the old model
+    before = open(os.path.join(out, "config.json")).read()
+    assert main(args + ["--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds a finished run" in err and "--overwrite" in err
+    assert open(os.path.join(out, "config.json")).read() == before
+    assert main(args + ["--seed", "3", "--overwrite"]) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["fit"]["seed"] == 3
+    assert not os.path.exists(os.path.join(out, "eval_val.json"))  # it described the old model
+    # A folder of the user's own files is refused whatever the flags.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(args[:-1] + [str(mine), "--overwrite"]) == 2
+    assert "other files" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"
 
 
 def test_nan_responses_and_column_mismatch_are_clear_errors(tiny_subject, tmp_path):
@@ -174,21 +203,24 @@ def test_auto_batch_size_follows_memory():
 
 def test_fit_accepts_auto_batch_size_on_cpu(tiny_subject):
     res = _fit(tiny_subject, epochs=1, batch_size="auto")
-    assert res.config["fit"]["batch_size"] == 32  # the CPU default, recorded in the config
+    assert res.config["fit"]["batch_size"] == "auto"  # the setting, in the resume key
+    assert res.metrics["batch_size"] == 32  # what it resolved to: the CPU default
 
 
 def test_random_init_backbone_is_rebuilt_identically_or_refused(tiny_subject, tmp_path):
     """A run fitted on a random-initialised backbone is evaluated with exactly those weights."""
     subject = load_algonauts(tiny_subject)
     out = str(tmp_path / "random_run")
-    fit(subject, backbone="resnet18", img_size=64, out=out, progress=False, **{**TINY_FIT, "epochs": 1, "seed": 5})
+    fit(subject, backbone="resnet18", random_init=True, img_size=64, out=out, progress=False,
+        **{**TINY_FIT, "epochs": 1, "seed": 5})
     run = load_run(out)
-    torch.manual_seed(123)  # whatever ran before, the rebuild is seeded by the run
+    torch.manual_seed(123)  # whatever ran before, the rebuild is seeded by the spec
     rebuilt = run.backbone()
     assert run.config["backbone"]["weights"].startswith("params:")
+    assert run.config["backbone"]["label"] == "resnet18 (random init)"
     # Tampered record: the rebuilt weights no longer match and the rebuild is refused.
-    run.config["fit"]["seed"] = 6
-    with pytest.raises(ValueError, match="not the backbone the run was fitted with"):
+    run.config["backbone"]["spec"]["seed"] = 6
+    with pytest.raises(ValueError, match="not the one .* was fitted with: weights"):
         run.backbone()
     assert rebuilt.info.layer_names == ["act1", "layer1", "layer2", "layer3", "layer4"]
 

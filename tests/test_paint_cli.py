@@ -52,7 +52,7 @@ def test_views_hemi_and_formats(runs, tmp_path):
 def test_several_runs_make_a_grid(runs, tmp_path):
     out = tmp_path / "grid.png"
     with pytest.warns(UserWarning, match="not drawn"):  # run b has full-fsaverage vertices
-        from factortopy.viz import mesh
+        from factortopy.surface import mesh
 
         mesh._NOTED_DROP = False
         run_cli([str(runs / "a"), str(runs / "b"), "--what", "layer", "--view", "lateral", "--out", str(out),

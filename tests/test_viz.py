@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,8 @@ pytest.importorskip("nilearn")
 
 from factortopy.viz import colors as C  # noqa: E402
 from factortopy.viz import maps as M  # noqa: E402
-from factortopy.viz import mesh as fsmesh  # noqa: E402
+from factortopy import surface as fsmesh  # noqa: E402
+from factortopy.surface import mesh as surface_mesh  # noqa: E402
 from factortopy.viz.render import build_polys, face_colors, panels, project  # noqa: E402
 
 N5 = 10242
@@ -154,7 +156,7 @@ def test_categorical_palette_has_no_grey():
 # ------------------------------------------------------------------------------ mesh routing
 
 def test_vertex_on_fsaverage5_lands_on_same_index_and_far_ones_are_dropped():
-    fsmesh._NOTED_DROP = False
+    surface_mesh._NOTED_DROP = False
     vertex = np.array([7, 5000, 10241, 10242, 150000])
     hemi = np.array(["lh", "rh", "lh", "lh", "rh"])
     p = M.value_painting(vertex, hemi, np.array([0.0, 0.25, 0.5, 0.75, 1.0]), "viridis", 0, 1)
@@ -328,7 +330,10 @@ def test_compare_figure_grid(tmp_path):
     assert len(fig.axes) == 3 * 2 + 3
     fig.savefig(tmp_path / "grid.png", dpi=50)
     fig2 = compare_figure(cols, rows=("layer", "r"), view="lateral")
-    assert len(fig2.axes) == 2 * 2 * 2 + 2
+    assert len(fig2.axes) == 2 * 2 + 2  # one Axes per cell, the two lateral panels side by side in it
+    m = fsmesh.fsaverage5()
+    n_faces = sum(len(build_polys(m, (h,), "lateral", {})[0]) for h in ("lh", "rh"))
+    assert len(fig2.axes[0].collections[0].get_paths()) == n_faces
     with pytest.raises(ValueError, match="no 'readout'"):
         compare_figure({"x": {k: v for k, v in cols["recovered"].items() if k != "readout"}}, rows=("channel",))
 
@@ -341,6 +346,14 @@ def test_value_rows_share_one_colour_range(tmp_path):
 
 
 # ------------------------------------------------------------------------------ interactive
+
+def _chromium():
+    return shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+
+_CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                   "--hide-scrollbars", "--window-size=800,600", "--virtual-time-budget=10000"]
+
 
 def test_interactive_html_in_headless_chromium(tmp_path):
     pytest.importorskip("plotly")
@@ -355,17 +368,15 @@ def test_interactive_html_in_headless_chromium(tmp_path):
         hs += [h] * len(idx)
         vals.append(np.ones(len(idx)))
     p = M.value_painting(np.concatenate(vs), hs, np.concatenate(vals), "autumn", 0, 1)  # pure yellow
-    out = interactive_html(p, tmp_path / "map.html", title="test map")
+    out = interactive_html(p, tmp_path / "map.html", title="test map", description="legend words here")
     text = open(out, encoding="utf-8").read()
     assert "plotly" in text and "<html" in text.lower()
-    assert "<script src=\"http" not in text  # self-contained: plotly.js inlined
-    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    assert not re.search(r"<script[^>]*\bsrc\s*=\s*[\"']?(https?:)?//", text)  # self-contained: plotly.js inlined
+    chromium = _chromium()
     if chromium is None:
         pytest.skip("chromium not installed")
     shot = tmp_path / "shot.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader",
-                    "--enable-unsafe-swiftshader", "--hide-scrollbars", "--window-size=800,600",
-                    "--virtual-time-budget=10000", f"--screenshot={shot}", f"file://{out}"],
+    subprocess.run([chromium, *_CHROMIUM_FLAGS, f"--screenshot={shot}", f"file://{out}"],
                    capture_output=True, timeout=90, check=False)
     assert shot.exists(), "chromium wrote no screenshot"
     import matplotlib.image as mpimg
@@ -375,6 +386,41 @@ def test_interactive_html_in_headless_chromium(tmp_path):
     greyish = (np.ptp(img, axis=-1) < 0.03) & (img.mean(-1) < 0.9) & (img.mean(-1) > 0.3)
     assert yellowish.sum() > 2000, "the painted surface is not visible in the screenshot"
     assert greyish.sum() > 2000, "the unpainted cortex is not visible in the screenshot"
+    # the legend (autumn colour bar: red at 0) is drawn right of the brain; the brain has no red
+    right = img[:, int(0.8 * img.shape[1]):]
+    red = (right[..., 0] > 0.8) & (right[..., 1] < 0.35) & (right[..., 2] < 0.3)
+    assert red.sum() > 30, "the legend is not visible in the screenshot"
+    dom = subprocess.run([chromium, *_CHROMIUM_FLAGS, "--dump-dom", f"file://{out}"], capture_output=True,
+                         text=True, timeout=90, check=False).stdout
+    assert "legend words here" in dom and "data:image/png;base64" in dom  # rendered by plotly in the page
+
+
+def test_interactive_page_has_legend_and_hover_fields(tmp_path):
+    pytest.importorskip("plotly")
+    from factortopy.viz import load_maps
+    from factortopy.viz.interactive import hover_text, interactive_html
+    from factortopy.viz.paint import painting_from_maps
+
+    write_run(tmp_path / "run", n_per=50)
+    maps = load_maps(tmp_path / "run")
+    n = len(maps["vertex"])
+    roi = {"V1v": np.arange(n) < 10, "early": np.arange(n) < 30}  # the loaders' dict: overlapping masks
+    p = painting_from_maps(maps, "scale")
+    lines = hover_text(p, maps, roi)
+    i = 3
+    k = int(np.argmax(maps["layer_probs"][i]))
+    x, y = maps["space_xy"][i]
+    expected = [f"vertex {maps['vertex'][i]}, left hemisphere (lh)", "ROI: V1v, early",
+                f"layer: blocks.{k} (p = {maps['layer_probs'][i][k]:.2f})",
+                f"position: x = {x:+.2f}, y = {y:+.2f} (image -1..1, y down)",
+                f"scale: {maps['scale'][i]:.2f} (0 local, 1 global)"]
+    assert lines[i].split("<br>")[:5] == expected
+    assert "ROI: none" in lines[40] and "right hemisphere (rh)" in lines[n - 1]
+    out = interactive_html(p, tmp_path / "m.html", maps=maps, roi=roi, description="scale: local to global")
+    text = open(out, encoding="utf-8").read()
+    assert '"name":"legend"' in text and "data:image/png;base64," in text and "scale: local to global" in text
+    assert "ROI: V1v, early" in text and "(p = " in text and "position: x = " in text
+    assert ": no data" in text  # vertices outside the fit say so
 
 
 def test_interactive_without_plotly_says_what_to_install(monkeypatch):
@@ -392,3 +438,136 @@ def test_interactive_without_plotly_says_what_to_install(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match="pip install plotly"):
         interactive._plotly()
+
+
+# ------------------------------------------------------------------------------ map kinds
+
+def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path):
+    from factortopy.cli import paint as cli_paint
+    from factortopy.viz import MAP_KINDS, run_grid
+    from factortopy.viz.paint import paint
+
+    write_run(tmp_path / "a", seed=0)
+    write_run(tmp_path / "b", seed=1)
+    for name in ("layer", "space", "scale", "channel", "score", "r2"):
+        assert name in MAP_KINDS
+    runs = [tmp_path / "a", tmp_path / "b"]
+    # 'score' is the validation r: the same name in a single painting, a grid and run_grid
+    single = paint(runs[0], what="score", views="posterior")
+    grid = run_grid(runs, rows=("score",), view="posterior")
+    r_a = np.load(tmp_path / "a" / "scores.npz")["r"]
+    legend = single.axes[-1]
+    assert legend.get_title() == "r" and grid.axes[-1].get_title() == "r"
+    assert legend.get_ylim() == pytest.approx(C.value_range(r_a))
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli_paint.add_arguments(parser)
+    what = next(a for a in parser._actions if a.dest == "what")
+    assert tuple(what.choices) == tuple(MAP_KINDS)
+    with pytest.raises(ValueError, match="unknown map 'layr'; valid: layer, space"):
+        run_grid(runs, rows=("layr",))
+
+
+def test_a_new_map_kind_is_one_entry(tmp_path):
+    """Registering a kind makes it paintable by paint, run_grid and the CLI, with nothing else edited."""
+    import argparse
+
+    from factortopy.cli import paint as cli_paint
+    from factortopy.viz import MAP_KINDS
+    from factortopy.viz.kinds import MapKind, register_map_kind
+    from factortopy.viz.paint import paint
+
+    write_run(tmp_path / "a", seed=0)
+    kind = MapKind("first_layer_p", ("layer_probs",),
+                   lambda m, o: M.value_painting(m["vertex"], m["hemi"], m["layer_probs"][:, 0], "viridis", 0, 1,
+                                                 label="p(first layer)"),
+                   "probability of the first layer")
+    register_map_kind(kind)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_map_kind(kind)
+        parser = argparse.ArgumentParser()
+        cli_paint.add_arguments(parser)
+        out = tmp_path / "new.png"
+        assert cli_paint.run(parser.parse_args([str(tmp_path / "a"), "--what", "first_layer_p", "--out", str(out),
+                                                "--view", "posterior", "--dpi", "30"])) == 0
+        assert out.stat().st_size > 1000
+        fig = paint([tmp_path / "a", tmp_path / "a"], what=["first_layer_p"])
+        assert fig.axes[-1].get_title() == "p(first layer)"
+    finally:
+        del MAP_KINDS["first_layer_p"]
+
+
+# ------------------------------------------------------------------------------ notebooks: your own Axes
+
+def test_plotting_functions_draw_into_given_axes(tmp_path):
+    from matplotlib.figure import Figure
+
+    from factortopy.viz import compare_figure, load_maps, paint
+    from factortopy.viz.profiles import plot_layer_profiles
+
+    maps = write_run(tmp_path / "a", n_per=200)
+    v, h = maps["vertex"], maps["hemi"]
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    got = M.layer_map(v, h, maps["layer_probs"], views=("lateral", "posterior"), axes=axes)
+    assert got is fig and len(fig.axes) == 2 and len(axes[1].child_axes) == 1  # the legend: an inset of the last
+    m = fsmesh.fsaverage5()
+    n_lateral = sum(len(build_polys(m, (hh,), "lateral", {})[0]) for hh in ("lh", "rh"))
+    assert len(axes[0].collections[0].get_paths()) == n_lateral
+    assert len(axes[1].collections[0].get_paths()) == len(build_polys(m, ("lh", "rh"), "posterior", {})[0])
+    fig1 = Figure()
+    ax = fig1.add_subplot()
+    assert M.scale_map(v, h, maps["scale"], views="ventral", ax=ax, legend=False) is fig1 and not ax.child_axes
+    with pytest.raises(ValueError, match="draws 2 panel"):
+        M.scale_map(v, h, maps["scale"], views=("ventral", "dorsal"), ax=ax)
+    fig2 = Figure()
+    cells = fig2.subplots(2, 1)
+    cols = {"a": load_maps(tmp_path / "a")}
+    assert compare_figure(cols, rows=("layer", "score"), axes=cells) is fig2
+    assert cells[0].get_title() == "a" and [len(c.child_axes) for c in cells] == [1, 1]  # one legend per row
+    fig3 = Figure()
+    assert paint(tmp_path / "a", what="space", views="posterior", ax=fig3.add_subplot()) is fig3
+    fig4 = Figure()
+    ax4 = fig4.add_subplot()
+    rows = [{"roi": "V1", "n": 3, "selected": np.array([1.0, 0]), "expected_mean": 0.0, "layer_names": ["a", "b"]}]
+    assert plot_layer_profiles(rows, ax=ax4) is fig4 and ax4.images
+
+
+# ------------------------------------------------------------------------------ notebooks: attributes, progress
+
+def test_subpackages_are_lazy_attributes_listed_by_dir():
+    code = ("import sys, factortopy; names = dir(factortopy); "
+            "assert {'viz', 'analysis', '__version__'} <= set(names), names; "
+            "heavy = lambda: [m for m in ('matplotlib', 'nilearn', 'torch') if m in sys.modules]; "
+            "assert factortopy.viz.layer_map and factortopy.analysis.expected_layer; "
+            "assert factortopy.viz is sys.modules['factortopy.viz']; print(heavy())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_progress_bar_in_a_notebook_without_ipywidgets_is_quiet():
+    # a Jupyter kernel without ipywidgets: tqdm.auto warns "IProgress not found"; ours falls back silently
+    code = """
+import sys, types, warnings
+sys.modules['ipykernel.zmqshell'] = types.ModuleType('ipykernel.zmqshell')
+sys.modules['ipywidgets'] = None
+import IPython
+IPython.get_ipython = lambda: types.SimpleNamespace()
+import tqdm.std
+from factortopy._progress import progress_bar, progress_class
+with warnings.catch_warnings(record=True) as ours:
+    warnings.simplefilter('always')
+    assert progress_class() is tqdm.std.tqdm
+    assert list(progress_bar(range(3), desc='x', file=sys.stdout)) == [0, 1, 2]
+with warnings.catch_warnings(record=True) as auto:
+    warnings.simplefilter('always')
+    import tqdm.auto
+print('ours', len(ours), 'auto', [str(w.message)[:19] for w in auto])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # no warning from ours; tqdm.auto itself does warn in this set-up (the check is live)
+    assert "ours 0 auto ['IProgress not found'" in out.stdout

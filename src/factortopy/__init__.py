@@ -19,7 +19,9 @@ _LAZY = {
     "PositionalEncoding": "factortopy.model.encoding",
     "fit": "factortopy.fitting.fit",
     "FitResult": "factortopy.fitting.fit",
-    "load_run": "factortopy.fitting.run_dir",
+    "load_run": "factortopy.fitting.run",
+    "open_run": "factortopy.runs",
+    "BackboneSpec": "factortopy.backbones.spec",
     "load_backbone": "factortopy.backbones",
     "load_algonauts": "factortopy.data.algonauts",
     "load_subject": "factortopy.data",
@@ -28,9 +30,16 @@ _LAZY = {
     "fit_ridge_baseline": "factortopy.baselines.run",
     "list_layers": "factortopy.backbones",
     "make_planted_subject": "factortopy.datasets.planted",
+    # subpackages for notebooks: ``factortopy.viz.layer_map(...)`` after a plain ``import factortopy``
+    "viz": "factortopy.viz",
+    "analysis": "factortopy.analysis",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
-__getattr__, __dir__ = lazy_attributes('factortopy', _LAZY, globals())
+__getattr__, _lazy_dir = lazy_attributes('factortopy', _LAZY, globals())
+
+
+def __dir__():
+    return _lazy_dir() + ["__version__"]

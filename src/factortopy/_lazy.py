@@ -14,7 +14,9 @@ def lazy_attributes(package: str, names: dict, namespace: dict):
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        imported = importlib.import_module(module)
+        # an entry naming the package's own submodule (``"viz": "factortopy.viz"``) is that module
+        value = imported if module == f"{package}.{name}" else getattr(imported, name)
         namespace[name] = value
         return value
 

@@ -2,7 +2,7 @@
 
 - :func:`hierarchy_score`: Spearman correlation of expected layer with hierarchy position
   (ROI rank, or geodesic distance from V1 / the occipital pole), bootstrap CI.
-- :func:`roi_layer_profiles`: distribution of selected layers per ROI.
+- :func:`roi_layer_profiles`: distribution of selected layers per ROI (labels or the loaders' ROI dict).
 - :func:`compare_runs`: per-vertex / per-ROI shift of layer, position and scale between two runs.
 - :func:`cluster_readouts`: channel clusters of readout weights (the channel map).
 """
@@ -22,6 +22,7 @@ _LAZY = {
     "geodesic_distance": "factortopy.analysis.geodesic",
     "roi_layer_profiles": "factortopy.analysis.profiles",
     "roi_labels_from_masks": "factortopy.analysis.profiles",
+    "roi_masks": "factortopy.analysis.profiles",
     "compare_runs": "factortopy.analysis.compare",
     "match_vertices": "factortopy.analysis.compare",
     "cluster_readouts": "factortopy.analysis.clusters",

@@ -22,22 +22,33 @@ def match_vertices(vertex_a, hemi_a, vertex_b, hemi_b):
     return ia[order], ib[order]
 
 
-def compare_runs(a: dict, b: dict, roi=None) -> dict:
+def _as_maps(x, load, name: str) -> dict:
+    if isinstance(x, dict):
+        return x
+    if load is None:
+        raise TypeError(f"run {name} is a {type(x).__name__}, not a maps dict: pass maps dicts, or the path with "
+                        "load=factortopy.viz.load_maps (or any function path -> maps dict)")
+    out = load(x)
+    if not isinstance(out, dict):
+        raise TypeError(f"load({x!r}) returned a {type(out).__name__}, not a maps dict")
+    return out
+
+
+def compare_runs(a, b, roi=None, load=None) -> dict:
     """Shift from run ``a`` to run ``b`` on the vertices they share (matched by (hemi, vertex)).
 
-    a, b: dicts as returned by :func:`factortopy.viz.load_maps` (``vertex``, ``hemi``,
-    ``layer_probs``, ``space_xy``, ``scale``), or RUN_DIR paths. roi: optional (N_a,) ROI labels in
-    run a's order for the per-ROI table.
+    a, b: maps dicts with ``vertex`` (N,), ``hemi`` (N,) and any of ``layer_probs`` (N, L),
+    ``space_xy`` (N, 2), ``scale`` (N,) (e.g. from :func:`factortopy.viz.load_maps`); or anything
+    else (a RUN_DIR path) when ``load`` is given: a callable turning it into such a dict
+    (``compare_runs("runs/a", "runs/b", load=factortopy.viz.load_maps)``). roi: optional (N_a,)
+    ROI labels in run a's order for the per-ROI table.
     Returns {'vertex', 'hemi' (M,), 'd_layer' (M,) expected-layer shift b - a in [0, 1] units of
     each run's own depth, 'd_space' (M, 2) shift of (x, y), 'd_space_dist' (M,) its length
     (grid units, image width = 2), 'd_scale' (M,), 'n_matched', 'n_only_a', 'n_only_b', 'per_roi'
     (list of rows {'roi', 'n', 'd_layer', 'd_space_dist', 'd_scale'} means; empty without roi)}.
     """
-    if not isinstance(a, dict) or not isinstance(b, dict):
-        from factortopy.viz.io import load_maps
-
-        a = a if isinstance(a, dict) else load_maps(a)
-        b = b if isinstance(b, dict) else load_maps(b)
+    # analysis reads no files itself (it sits below viz and the run readers): the caller says how
+    a, b = (_as_maps(x, load, name) for x, name in ((a, "a"), (b, "b")))
     ia, ib = match_vertices(a["vertex"], a["hemi"], b["vertex"], b["hemi"])
     out = {
         "vertex": np.asarray(a["vertex"])[ia],

@@ -5,6 +5,8 @@ import functools
 
 import numpy as np
 
+from factortopy.surface import FSAVERAGE5_N, HEMIS
+
 
 def mesh_graph(coords, faces):
     """Sparse (V, V) symmetric graph of mesh edges weighted by their Euclidean length (mm)."""
@@ -36,7 +38,7 @@ def geodesic_distance(coords, faces, seeds) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _fsaverage5_distance(hemi: str, surface: str, seed_key: tuple) -> np.ndarray:
-    from factortopy.viz.mesh import fsaverage5
+    from factortopy.surface import fsaverage5
 
     hm = fsaverage5(surface)[hemi]
     seeds = occipital_pole(hm.coords) if not seed_key else np.asarray(seed_key)
@@ -55,13 +57,13 @@ def distance_from_seed(vertex, hemi, seeds: dict | None = None, surface: str = "
 
     vertex: (N,) fsaverage index; hemi: (N,) 'lh'/'rh'. seeds: hemi -> vertex indices of the seed
     region (e.g. V1); default the occipital pole of each hemisphere. Computed on fsaverage5's
-    ``surface`` (vertices >= 10242 get NaN) unless ``mesh`` (a :class:`factortopy.viz.mesh.Mesh`)
+    ``surface`` (vertices >= 10242 get NaN) unless ``mesh`` (a :class:`factortopy.surface.Mesh`)
     is given. Returns (N,) float.
     """
     v = np.asarray(vertex, np.int64)
     h = np.asarray(hemi).astype(str)
     out = np.full(len(v), np.nan)
-    for hh in ("lh", "rh"):
+    for hh in HEMIS:
         sel = h == hh
         if not sel.any():
             continue
@@ -70,7 +72,7 @@ def distance_from_seed(vertex, hemi, seeds: dict | None = None, surface: str = "
             hm = mesh[hh]
             d = geodesic_distance(hm.coords, hm.faces, occipital_pole(hm.coords) if s is None else s)
         else:
-            if s is not None and s.size and s.max() >= 10242:
+            if s is not None and s.size and s.max() >= FSAVERAGE5_N:
                 raise ValueError("seed vertices >= 10242 need a full-resolution mesh (mesh=...)")
             d = _fsaverage5_distance(hh, surface, tuple() if s is None else tuple(int(x) for x in s))
         vv = v[sel]

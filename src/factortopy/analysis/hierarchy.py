@@ -46,7 +46,7 @@ def spatial_blocks(vertex, hemi, n_blocks: int = 50, seed: int = 0) -> np.ndarra
     hemispheres apart), for a bootstrap that respects spatial autocorrelation."""
     from sklearn.cluster import KMeans
 
-    from factortopy.data.fsaverage import cortical_coordinates
+    from factortopy.surface import cortical_coordinates
 
     xyz = cortical_coordinates(np.asarray(vertex), np.asarray(hemi))
     k = int(min(n_blocks, len(xyz)))

@@ -12,18 +12,56 @@ Any other ``nn.Module``: :class:`HookBackbone` (module names + a :class:`TokenLa
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 from factortopy.backbones import registry
 from factortopy.backbones.base import Backbone, BackboneInfo
 from factortopy.backbones.hook_backbone import HookBackbone, list_module_layers
 from factortopy.backbones.registry import register
+from factortopy.backbones.spec import BackboneSpec, as_spec, backbone_identity, check_identity, rebuild
 from factortopy.backbones.tokens import LAYOUTS, TokenLayout
 
-__all__ = ["Backbone", "BackboneInfo", "HookBackbone", "TokenLayout", "LAYOUTS", "load_backbone",
-           "list_layers", "list_models", "list_module_layers", "register", "resolve"]
+__all__ = ["Backbone", "BackboneInfo", "BackboneSpec", "HookBackbone", "TokenLayout", "LAYOUTS", "as_spec",
+           "backbone_identity", "check_identity", "load_backbone", "list_layers", "list_models",
+           "list_module_layers", "rebuild", "register", "register_source", "resolve", "SOURCES"]
 
-SOURCES = ("timm", "torchvision", "hf", "open_clip")
-_ALIASES = {"tv": "torchvision", "openclip": "open_clip", "open-clip": "open_clip", "huggingface": "hf"}
+
+@dataclass(frozen=True)
+class Source:
+    """A backbone source: ``builder`` ("module:function", imported on use) is called as
+    ``builder(target, spec)`` and returns a Backbone; ``options`` are the optional spec fields it
+    honours (a spec setting any other is refused, never silently dropped)."""
+
+    name: str
+    builder: str
+    options: frozenset
+    prefixes: tuple = ()
+
+
+#: source name -> Source; prefixed names ``SOURCE:TARGET`` (and aliases) select one
+SOURCES: dict[str, Source] = {}
+_PREFIXES: dict[str, str] = {}
+#: spec fields whose meaning is the same for every source (applied by load_backbone itself)
+_COMMON = frozenset({"name", "layers", "weights", "pretrained", "random_init", "seed", "img_size", "mean", "std",
+                     "remap"})
+
+
+def register_source(name: str, builder: str, options=(), aliases=()) -> Source:
+    """Add a backbone source (see :class:`Source`); ``aliases`` are extra name prefixes."""
+    src = Source(name, builder, frozenset(options), (name,) + tuple(aliases))
+    SOURCES[name] = src
+    for prefix in src.prefixes:
+        _PREFIXES[prefix.lower()] = name
+    return src
+
+
+register_source("timm", "factortopy.backbones.timm_backbone:build_timm", options=("model_args",))
+register_source("torchvision", "factortopy.backbones.torchvision_backbone:build_torchvision",
+                options=("token_layout",), aliases=("tv",))
+register_source("hf", "factortopy.backbones.hf_backbone:build_hf", options=("token_layout",),
+                aliases=("huggingface",))
+register_source("open_clip", "factortopy.backbones.open_clip_backbone:build_open_clip", options=("token_layout",),
+                aliases=("openclip", "open-clip"))
 
 
 def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
@@ -31,8 +69,8 @@ def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"a backbone name must be a non-empty string, not {name!r}")
     head, sep, rest = name.partition(":")
-    if sep and head.lower() in SOURCES + tuple(_ALIASES):
-        return _ALIASES.get(head.lower(), head.lower()), rest, None
+    if sep and head.lower() in _PREFIXES:
+        return _PREFIXES[head.lower()], rest, None
     entry = registry.get(name)
     if entry is not None:
         return entry.source, entry.target, entry
@@ -46,51 +84,70 @@ def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
         f"unknown backbone {name!r}"
         + (f"; did you mean: {', '.join(close)}?" if close else ".")
         + " Use a friendly name (factortopy.backbones.list_models()), a timm name, or a prefixed "
-        "name: timm:NAME, torchvision:NAME, hf:ORG/NAME, open_clip:ARCH[:TAG]."
+        "name: " + ", ".join(f"{s}:NAME" for s in SOURCES) + "."
     )
 
 
-def load_backbone(name: str, layers=None, weights: str | None = None, pretrained: bool = False,
-                  img_size: int | None = None, **kwargs) -> Backbone:
-    """A frozen backbone adapter for ``name`` (see the module docstring for accepted names).
+def _refuse_unsupported(spec: BackboneSpec, source: Source) -> None:
+    defaults = BackboneSpec(name=spec.name, random_init=True)
+    unused = [f for f in ("token_layout", "model_args")
+              if f not in source.options and getattr(spec, f) != getattr(defaults, f)]
+    if unused:
+        raise ValueError(f"{spec.name}: the {source.name} source does not take {', '.join(unused)} "
+                         f"(it takes {', '.join(sorted(source.options)) or 'none of the extra options'})")
 
+
+def load_backbone(name, layers=None, weights: str | None = None, pretrained: bool | None = None,
+                  img_size: int | None = None, **kwargs) -> Backbone:
+    """A frozen backbone adapter, carrying the :class:`BackboneSpec` it was built from (``.spec``).
+
+    name: a BackboneSpec, a dict of its fields, or a name (see the module docstring) with the
+      spec's fields as keyword arguments:
     layers: hooked layer names, a list or a comma-separated string (default: the source's usual
       set: timm ``feature_info`` modules, all ViT blocks, torchvision stages / encoder layers).
     weights: a local .safetensors or torch file (keys matched by name, a wrapper prefix stripped,
-      or remapped by position; missing/unexpected keys are reported). pretrained: use the hub
-      weights (from the cache when HF_HUB_OFFLINE is set; fails fast when absent).
+      or remapped by position; missing/unexpected keys are reported). pretrained: the hub weights
+      (from the cache when HF_HUB_OFFLINE is set; fails fast when absent); the default when neither
+      ``weights`` nor ``random_init=True`` is given. random_init, seed: random weights drawn under
+      ``seed`` (the global RNG is left as it was).
     img_size: square input size in pixels (ViTs rebuild their patch grid; CNNs take any size).
-    kwargs: passed to the source (timm: model kwargs such as depth=2; ``remap``; ``token_layout``
-      for torchvision/hf/open_clip; ``mean``/``std`` overrides for timm).
+    kwargs: other spec fields (mean, std, token_layout, remap, model_args); any other keyword is a
+      timm model argument (e.g. depth=2), refused by sources that take none.
     """
-    if isinstance(layers, str):
-        layers = [l.strip() for l in layers.split(",") if l.strip()]
-    source, target, entry = resolve(name)
-    if entry is not None:
-        if entry.weights_required and weights is None:
-            raise ValueError(f"{entry.name} ({entry.family}) needs a local checkpoint on timm "
-                             f"{entry.target}: {entry.weights_required}")
-        if entry.weights_required:
-            pretrained = False  # the architecture's hub weights are not this checkpoint
-        img_size = img_size if img_size is not None else entry.img_size
-        kwargs.setdefault("mean", entry.mean)
-        kwargs.setdefault("std", entry.std)
-    if source == "timm":
-        from factortopy.backbones.timm_backbone import TimmBackbone
+    import importlib
 
-        backbone = TimmBackbone(target, layers=layers, weights=weights, pretrained=pretrained,
-                                img_size=img_size, **kwargs)
-        if entry is not None:
-            backbone.info.extra["friendly_name"] = entry.name
-        return backbone
-    kwargs = {k: v for k, v in kwargs.items() if k in ("token_layout", "remap")}
-    if source == "torchvision":
-        from factortopy.backbones.torchvision_backbone import load_torchvision as load
-    elif source == "hf":
-        from factortopy.backbones.hf_backbone import load_hf as load
-    else:
-        from factortopy.backbones.open_clip_backbone import load_open_clip as load
-    return load(target, layers=layers, weights=weights, pretrained=pretrained, img_size=img_size, **kwargs)
+    import torch
+
+    given = dict(layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
+    spec = as_spec(name, **{k: v for k, v in given.items() if v is not None}, **kwargs)
+    source_name, target, entry = resolve(spec.name)
+    source = SOURCES[source_name]
+    _refuse_unsupported(spec, source)
+    build_spec = spec
+    if entry is not None:
+        if entry.weights_required and spec.weights is None and not spec.random_init:
+            raise ValueError(f"{entry.name} ({entry.family}) needs a local checkpoint on timm {entry.target}: "
+                             f"{entry.weights_required}")
+        # the entry's defaults apply where the spec is silent; the spec itself stays as the user wrote it
+        build_spec = spec.replace(
+            img_size=spec.img_size if spec.img_size is not None else entry.img_size,
+            mean=spec.mean if spec.mean is not None else entry.mean,
+            std=spec.std if spec.std is not None else entry.std)
+    module, _, func = source.builder.partition(":")
+    builder = getattr(importlib.import_module(module), func)
+    with torch.random.fork_rng(devices=[]):  # a random init is a function of the spec alone
+        torch.manual_seed(spec.seed)
+        backbone = builder(target, build_spec)
+    info = backbone.info
+    if build_spec.mean is not None:
+        info.mean = tuple(build_spec.mean)
+    if build_spec.std is not None:
+        info.std = tuple(build_spec.std)
+    info.extra.setdefault("source", source_name)
+    if entry is not None:
+        info.extra["friendly_name"] = entry.name
+    backbone.spec = spec
+    return backbone
 
 
 def list_layers(name: str, img_size: int | None = None, all_modules: bool = False) -> list[dict]:
@@ -108,7 +165,7 @@ def list_layers(name: str, img_size: int | None = None, all_modules: bool = Fals
         from factortopy.backbones.timm_backbone import create_timm_model, timm_layers
 
         return timm_layers(create_timm_model(target, img_size=img_size, device="meta"))
-    backbone = load_backbone(name, img_size=img_size)  # random init: listing needs no weights
+    backbone = load_backbone(name, img_size=img_size, random_init=True)  # listing needs no weights
     if all_modules:
         backbone.remove_hooks()  # probe the plain module
         rows = list_module_layers(backbone.model, backbone.info.input_size, include=backbone.info.layer_names)

@@ -42,6 +42,9 @@ class Backbone(nn.Module):
     """
 
     info: BackboneInfo
+    #: the BackboneSpec it was built from (set by load_backbone); None for an instance built by hand,
+    #: which a run then cannot rebuild on its own
+    spec = None
 
     @torch.no_grad()
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:

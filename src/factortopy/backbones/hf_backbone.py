@@ -79,3 +79,10 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
     )
     backbone.info.extra["source"] = "hf"
     return backbone
+
+
+def build_hf(target: str, spec) -> HookBackbone:
+    """The hf source's builder (see ``factortopy.backbones.SOURCES``)."""
+    return load_hf(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
+                    pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
+                    remap=spec.remap)

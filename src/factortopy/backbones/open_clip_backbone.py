@@ -68,3 +68,10 @@ def load_open_clip(spec: str, layers=None, weights: str | None = None, pretraine
     )
     backbone.info.extra["source"] = "open_clip"
     return backbone
+
+
+def build_open_clip(target: str, spec) -> HookBackbone:
+    """The open_clip source's builder (see ``factortopy.backbones.SOURCES``)."""
+    return load_open_clip(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
+                    pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
+                    remap=spec.remap)

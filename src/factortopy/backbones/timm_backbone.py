@@ -60,6 +60,12 @@ def timm_layers(model) -> list[dict]:
             for f in model.feature_info]
 
 
+def build_timm(target: str, spec) -> "TimmBackbone":
+    """The timm source's builder (see ``factortopy.backbones.SOURCES``)."""
+    return TimmBackbone(target, layers=spec.layers, weights=spec.weights, pretrained=spec.pretrained,
+                        img_size=spec.img_size, mean=spec.mean, std=spec.std, remap=spec.remap, **spec.model_args)
+
+
 class TimmBackbone(Backbone):
     """Wrap a timm model. Layers are ``feature_info`` module names (resnet: act1, layer1..layer4;
     ViT: blocks.0..blocks.N); the default is all of them.
@@ -78,6 +84,12 @@ class TimmBackbone(Backbone):
                  model=None, remap: str = "auto", **model_kwargs):
         super().__init__()
         if model is None:
+            from factortopy.backbones.spec import BackboneSpec
+
+            # built from a name: the spec rebuilds exactly this (size, statistics, arguments included)
+            self.spec = BackboneSpec(name=f"timm:{name}", layers=layers, weights=weights, pretrained=pretrained,
+                                     random_init=not pretrained and weights is None, img_size=img_size, mean=mean,
+                                     std=std, remap=remap, model_args=model_kwargs)
             model = create_timm_model(name, pretrained=pretrained, img_size=img_size, **model_kwargs)
         if not hasattr(model, "forward_intermediates"):
             raise ValueError(f"timm model {name!r} has no forward_intermediates(); wrap it with "

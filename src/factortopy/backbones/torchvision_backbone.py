@@ -100,3 +100,10 @@ def _try_weights_enum(name):
         return _weights_enum(name)
     except ValueError:
         return None
+
+
+def build_torchvision(target: str, spec) -> HookBackbone:
+    """The torchvision source's builder (see ``factortopy.backbones.SOURCES``)."""
+    return load_torchvision(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
+                    pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
+                    remap=spec.remap)

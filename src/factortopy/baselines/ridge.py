@@ -11,9 +11,26 @@ from __future__ import annotations
 import numpy as np
 
 from factortopy.evaluation.metrics import pearson_r, r2_score
-from factortopy.fitting.split import train_val_split
+from factortopy.data.split import train_val_split
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 8, 11))
+
+
+class numpy_backend:
+    """Run a block under himalaya's float64 numpy backend (exact, deterministic, CPU) and restore
+    the caller's backend afterwards: a baseline never changes a global setting behind one's back."""
+
+    def __enter__(self):
+        from himalaya.backend import get_backend, set_backend
+
+        self._previous = get_backend()
+        set_backend("numpy", on_error="raise")
+        return self
+
+    def __exit__(self, *exc):
+        from himalaya.backend import set_backend
+
+        set_backend(self._previous, on_error="raise")
 
 
 def _ridge_cv(alphas, cv, n_samples: int, n_features: int):
@@ -26,7 +43,6 @@ def _ridge_cv(alphas, cv, n_samples: int, n_features: int):
     except ImportError:
         raise ImportError("the ridge baseline needs himalaya: pip install 'factortopy[ridge]' "
                           "(or pip install himalaya)") from None
-    set_backend("numpy", on_error="raise")  # float64 numpy: exact, deterministic, CPU
     alphas = np.asarray(alphas, dtype=np.float64)
     if n_samples < n_features:
         return KernelRidgeCV(alphas=alphas, kernel="linear", cv=cv, warn=False)
@@ -94,6 +110,10 @@ class LayerwiseRidgeCV:
     # -- estimator API
     def fit(self, Xs, Y):
         """Xs: list of L arrays (n_images, D_l); Y: (n_images, N) responses."""
+        with numpy_backend():
+            return self._fit(Xs, Y)
+
+    def _fit(self, Xs, Y):
         Y = np.asarray(Y, dtype=np.float64)
         Xs = self._check(Xs, Y.shape[0])
         n, N = Y.shape
@@ -141,11 +161,13 @@ class LayerwiseRidgeCV:
         return out
 
     def score(self, Xs, Y) -> np.ndarray:
-        """Per-vertex Pearson r of the predictions (like himalaya, one score per target)."""
-        return pearson_r(self.predict(Xs), np.asarray(Y, dtype=np.float32))
-
-    def score_r2(self, Xs, Y) -> np.ndarray:
+        """Per-vertex R^2 (coefficient of determination) of the predictions, one per target: the
+        meaning himalaya's and scikit-learn's ``score`` have. Pearson r: :meth:`score_r`."""
         return r2_score(self.predict(Xs), np.asarray(Y, dtype=np.float32))
+
+    def score_r(self, Xs, Y) -> np.ndarray:
+        """Per-vertex Pearson r of the predictions."""
+        return pearson_r(self.predict(Xs), np.asarray(Y, dtype=np.float32))
 
     # -- persistence
     def state(self) -> dict:

@@ -9,7 +9,6 @@ model.safetensors, response_stats.npz or train_log.jsonl.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -18,10 +17,9 @@ import numpy as np
 
 from factortopy.baselines.ridge import DEFAULT_ALPHAS, LayerwiseRidgeCV
 from factortopy.evaluation.metrics import pearson_r, r2_score
-from factortopy.features.cache import weights_fingerprint
-from factortopy.fitting.split import train_val_split
+from factortopy.data.split import train_val_split
+from factortopy.runs import CONFIG, METRICS, RIDGE, SCORES, SELECTORS, Run, write_json
 
-RIDGE_FILE = "ridge.npz"
 
 
 @dataclass
@@ -39,34 +37,44 @@ class RidgeResult:
     run_dir: str | None = None
 
 
-def _write_json(path, obj):
-    from factortopy.fitting.run_dir import write_json
-
-    write_json(path, obj)
-
-
-def fit_ridge_baseline(subject, backbone="resnet18", layers=None, weights: str | None = None,
-                       pretrained: bool = False, img_size: int | None = None, val_fraction: float = 0.1,
+def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = None,
+                       pretrained: bool | None = None, img_size: int | None = None, val_fraction: float = 0.1,
                        seed: int = 0, alphas=DEFAULT_ALPHAS, cv: int = 5, inner_val_fraction: float = 0.2,
                        pool: int = 2, grid: int = 8, out: str | None = None, data_spec: str | None = None,
-                       device: str = "cpu", batch_size: int = 32, progress: bool = False) -> RidgeResult:
+                       device: str = "cpu", batch_size: int = 32, progress: bool = False,
+                       random_init: bool = False, overwrite: bool = False) -> RidgeResult:
     """Fit the layer-wise ridge baseline on ``subject``'s training images, score the validation images.
 
-    backbone: a timm name or a built backbone (``factortopy.backbones.load_backbone``). The split is
+    backbone: a BackboneSpec, a name (with the spec fields as keyword arguments, as in
+    ``factortopy.fit``) or a built backbone (``factortopy.backbones.load_backbone``). The split is
     ``train_val_split(subject.n_images, val_fraction, seed)``, exactly as in ``factortopy.fit``.
     The best layer is chosen on an inner split of the training images. out: a RUN_DIR to write.
     """
+    from factortopy.backbones.spec import as_spec, backbone_identity
+
     t0 = time.time()
-    if isinstance(backbone, str):
-        import torch
-
-        from factortopy.backbones import load_backbone
-
-        torch.manual_seed(seed)  # a random init is then rebuilt identically for evaluation (as in fit)
-        bb = load_backbone(backbone, layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
-    else:
+    if hasattr(backbone, "info"):
         bb = backbone
+    else:
+        given = dict(layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
+        bb = as_spec(backbone, **{k: v for k, v in given.items() if v is not None},
+                     **({"random_init": True} if random_init else {})).build()
     info = bb.info
+    lock = None
+    if out:
+        from factortopy.runs.directory import claim_run_dir
+
+        _, lock = claim_run_dir(out, overwrite=overwrite)
+    try:
+        return _fit_ridge(subject, bb, backbone_identity(bb), info, t0, val_fraction, seed, alphas, cv,
+                          inner_val_fraction, pool, grid, out, data_spec, device, batch_size, progress)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _fit_ridge(subject, bb, identity, info, t0, val_fraction, seed, alphas, cv, inner_val_fraction, pool, grid, out,
+               data_spec, device, batch_size, progress) -> RidgeResult:
     train_idx, val_idx = train_val_split(subject.n_images, val_fraction, seed)
     Xs = pooled_features_for(bb, subject.images, grid, pool, batch_size, device, progress)
     t_features = time.time() - t0
@@ -81,9 +89,7 @@ def fit_ridge_baseline(subject, backbone="resnet18", layers=None, weights: str |
         kind="ridge",
         data=data_spec,
         subject=subject.name,
-        backbone=dict(name=info.name, layers=layer_names, weights=weights_fingerprint(bb),
-                      weights_file=os.path.abspath(weights) if weights else None, pretrained=pretrained,
-                      img_size=img_size, input_size=list(info.input_size), channels=list(info.channels)),
+        backbone=identity,
         model=dict(model.get_params(), pool=pool, grid=grid, n_features=[int(X.shape[1]) for X in Xs]),
         fit=dict(seed=seed, val_fraction=val_fraction, device=device, batch_size=batch_size),
         split=dict(seed=seed, val_fraction=val_fraction, n_train=len(train_idx), n_val=len(val_idx),
@@ -114,50 +120,37 @@ def write_ridge_run(out: str, result: RidgeResult, subject) -> None:
     L = len(result.layer_names)
     probs = np.zeros((subject.n_vertices, L), np.float32)
     probs[np.arange(subject.n_vertices), result.model.best_layer_] = 1.0
-    np.savez(os.path.join(out, RIDGE_FILE), **result.model.state())
-    np.savez(os.path.join(out, "selectors.npz"), vertex=vertex, hemi=hemi,
+    np.savez(os.path.join(out, RIDGE), **result.model.state())
+    np.savez(os.path.join(out, SELECTORS), vertex=vertex, hemi=hemi,
              layer_names=np.asarray(result.layer_names), layer_probs=probs,
              layer_r=result.model.layer_scores_.T.astype(np.float32))
-    np.savez(os.path.join(out, "scores.npz"), vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2)
-    _write_json(os.path.join(out, "config.json"), result.config)
-    _write_json(os.path.join(out, "metrics.json"), result.metrics)
+    np.savez(os.path.join(out, SCORES), vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2)
+    write_json(os.path.join(out, METRICS), result.metrics)
+    write_json(os.path.join(out, CONFIG), result.config)  # last: a folder with it is a finished run
 
 
-@dataclass
-class RidgeRun:
-    """A ridge RUN_DIR read back: config, the fitted estimator, the per-vertex columns."""
+class RidgeRun(Run):
+    """A ridge RUN_DIR read back (``open_run``, kind ``"ridge"``): ``model`` the fitted
+    :class:`LayerwiseRidgeCV`."""
 
-    path: str
-    config: dict
-    model: LayerwiseRidgeCV
-    vertex: np.ndarray
-    hemi: np.ndarray
+    kind = "ridge"
 
-    def backbone(self):
-        from factortopy.fitting.run_dir import rebuild_backbone
+    def __init__(self, path: str, config: dict):
+        super().__init__(path, config)
+        self.model = LayerwiseRidgeCV.from_state(self._read_npz(RIDGE))
 
-        return rebuild_backbone(self.config)
-
-    def predict_subject(self, subject, image_index=None, batch_size: int = 32, device: str = "cpu",
-                        progress: bool = False) -> np.ndarray:
-        """(n_images, N) predictions for the subject's images (all, or ``image_index``)."""
+    def predict(self, images, batch_size: int = 32, device: str = "cpu", progress: bool = False, backbone=None):
         m = self.config["model"]
-        Xs = pooled_features_for(self.backbone(), subject.images, m["grid"], m["pool"], batch_size, device,
-                                 progress, index=image_index)
+        Xs = pooled_features_for(self._backbone_for(backbone), images, m["grid"], m["pool"], batch_size, device,
+                                 progress)
         return self.model.predict(Xs)
 
 
 def load_ridge_run(run_dir: str) -> RidgeRun:
-    """Read a ridge RUN_DIR written by :func:`fit_ridge_baseline`."""
-    cfg_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(cfg_path):
-        raise FileNotFoundError(f"{cfg_path} not found: {run_dir} is not a factortopy run directory")
-    with open(cfg_path) as f:
-        config = json.load(f)
-    if config.get("kind") != "ridge":
-        raise ValueError(f"{run_dir} holds a {config.get('kind')!r} run, not a ridge baseline")
-    with np.load(os.path.join(run_dir, RIDGE_FILE)) as state:
-        model = LayerwiseRidgeCV.from_state(dict(state))
-    with np.load(os.path.join(run_dir, "selectors.npz")) as sel:
-        vertex, hemi = sel["vertex"], sel["hemi"]
-    return RidgeRun(run_dir, config, model, vertex, hemi)
+    """Read a ridge RUN_DIR written by :func:`fit_ridge_baseline` (``open_run``, refusing other kinds)."""
+    from factortopy.runs import open_run
+
+    run = open_run(run_dir)
+    if not isinstance(run, RidgeRun):
+        raise ValueError(f"{run_dir} holds a {run.kind!r} run, not a ridge baseline")
+    return run

@@ -6,11 +6,9 @@ HELP = "fit the ridge baseline (per-layer ridge, per-vertex alpha, best layer pe
 
 def add_arguments(parser) -> None:
     parser.add_argument("--data", required=True, help="data spec KIND:PATH[?opts], e.g. algonauts:/data/subj01")
-    parser.add_argument("--backbone", required=True, help="timm model name, e.g. resnet18 or vit_base_patch16_224")
-    parser.add_argument("--layers", default=None, help="comma-separated hooked layers (default: the backbone's)")
-    parser.add_argument("--weights", default=None, help="local weights file (.safetensors or torch)")
-    parser.add_argument("--pretrained", action="store_true", help="use the hub weights (from the local cache)")
-    parser.add_argument("--img-size", type=int, default=None, help="input size in pixels")
+    from factortopy.cli.options import add_backbone_arguments
+
+    add_backbone_arguments(parser)
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="validation fraction, as in 'factortopy fit' (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="split seed, as in 'factortopy fit' (default: 0)")
@@ -21,6 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device for the features (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--out", required=True, help="the RUN_DIR to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
 
 
 def run(args) -> int:
@@ -38,10 +37,12 @@ def run(args) -> int:
         raise UserError("the ridge baseline needs himalaya: pip install 'factortopy[ridge]'") from None
     alphas = tuple(float(a) for a in args.alphas.split(",")) if args.alphas else DEFAULT_ALPHAS
     subject = load_subject(args.data)
-    res = fit_ridge_baseline(subject, backbone=args.backbone, layers=args.layers, weights=args.weights,
-                             pretrained=args.pretrained, img_size=args.img_size, val_fraction=args.val_fraction,
+    from factortopy.cli.options import backbone_spec
+
+    res = fit_ridge_baseline(subject, backbone=backbone_spec(args), val_fraction=args.val_fraction,
                              seed=args.seed, alphas=alphas, cv=args.cv, pool=args.pool, out=args.out,
-                             data_spec=args.data, device=args.device, batch_size=args.batch_size, progress=True)
+                             data_spec=args.data, device=args.device, batch_size=args.batch_size, progress=True,
+                             overwrite=args.overwrite)
     m = res.metrics
     print(f"ridge baseline: {m['n_train']} train / {m['n_val']} val images, {m['n_vertices']} vertices, "
           f"val r mean {m['val_pearson_mean']:.3f}, R^2 mean {m['val_r2_mean']:.3f}")

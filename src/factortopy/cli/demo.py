@@ -36,10 +36,9 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     from factortopy.data.algonauts import load_algonauts
     from factortopy.datasets.planted import (PLANTED_BACKBONE, load_truth, make_planted_subject, score_hierarchy,
                                              score_recovery)
-    from factortopy.fitting.fit import fit
-    from factortopy.fitting.run_dir import write_json
-
     from factortopy.datasets.planted import shipped_backbone
+    from factortopy.fitting.fit import fit
+    from factortopy.runs import write_json
 
     t0 = time.time()
     subject_dir = os.path.join(out, "subject", "subj01")
@@ -59,7 +58,8 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     print(f"fitting FactorTopy on {subject.n_vertices} vertices x {subject.n_images} images -> {run_dir}")
     result = fit(subject, backbone=settings["backbone"], img_size=settings["img_size"],
                  weights=os.path.join(subject_dir, PLANTED_BACKBONE), out=run_dir, config=config,
-                 progress=progress, data_spec=f"algonauts:{subject_dir}")
+                 progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
+                 overwrite=True)  # the demo owns its folder: each run of it refits
     truth = load_truth(subject_dir)
     recovery = score_recovery(truth, result.selectors, result.val_r)
     sel = result.selectors

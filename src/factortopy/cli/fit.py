@@ -47,16 +47,15 @@ def fit_config(args, **defaults):
 
 
 def add_arguments(p) -> None:
+    from factortopy.cli.options import add_backbone_arguments
+
     p.add_argument("--data", required=True,
                    help="KIND:PATH: algonauts:PATH/subjNN, nsd:NSD_ROOT?subject=N, generic:PATH (docs/data.md)")
-    p.add_argument("--backbone", default="resnet18",
-                   help="a timm model name or friendly name (see `factortopy layers --list`); default resnet18")
-    p.add_argument("--weights", default=None, help="local weights file (.safetensors or torch state dict)")
-    p.add_argument("--pretrained", action="store_true", help="use the hub cache's pretrained weights")
-    p.add_argument("--layers", default=None, help="comma-separated layer names (default: all; see `factortopy layers`)")
-    p.add_argument("--img-size", type=int, default=None, help="backbone input size in pixels")
+    add_backbone_arguments(p)
     p.add_argument("--cache-dir", default=None, help="reuse/write backbone features here (HDF5)")
     p.add_argument("--out", required=True, help="the RUN_DIR to write (an interrupted fit resumes there)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished run in --out (its evaluation files are removed too)")
     add_fit_options(p)
 
 
@@ -68,16 +67,16 @@ def run(args) -> int:
     from factortopy.fitting.distributed import init_from_env
     from factortopy.fitting.fit import fit
 
-    if not args.pretrained and not args.weights and not args.quiet:
-        print(f"note: {args.backbone} starts from random weights; pass --pretrained (hub cache) or "
-              "--weights FILE for a trained network")
+    from factortopy.cli.options import backbone_spec
+
+    spec = backbone_spec(args)
+    if spec.random_init and not args.quiet:
+        print(f"note: {spec.name} starts from random weights (--random-init): the run is labelled 'random init'")
     device = init_from_env(args.device)
     args.device = device
     subject = load_subject(args.data)
-    layers = [l for l in args.layers.split(",") if l] if args.layers else None
-    result = fit(subject, backbone=args.backbone, layers=layers, weights=args.weights, pretrained=args.pretrained,
-                 img_size=args.img_size, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
-                 progress=not args.quiet, data_spec=args.data)
+    result = fit(subject, backbone=spec, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
+                 progress=not args.quiet, data_spec=args.data, overwrite=args.overwrite)
     if result.run_dir:
         print(json.dumps({k: result.metrics[k] for k in ("val_pearson_mean", "n_train", "n_val", "epochs", "seconds")}))
         print(f"wrote {os.path.abspath(args.out)}")

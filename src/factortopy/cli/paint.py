@@ -6,7 +6,6 @@ import os
 
 HELP = "Paint fitted maps (layer, space, scale, channel, score) of one or more RUN_DIRs onto the cortex."
 
-_WHATS = ("layer", "space", "scale", "channel", "score", "r2", "ceiling_r")
 _VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior", "flat")
 _STATIC = (".png", ".svg", ".pdf")
 
@@ -15,8 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="run folder(s) with selectors.npz (or a selectors.npz / planted_truth.npz); "
                              "several give a grid, one column per run")
-    parser.add_argument("--what", default="layer", choices=_WHATS,
-                        help="map to paint (default layer); 'score' is the validation Pearson r")
+    from factortopy.viz.kinds import MAP_KINDS, kinds_help
+
+    parser.add_argument("--what", default="layer", choices=tuple(MAP_KINDS), metavar="MAP",
+                        help=f"map to paint (default layer): {kinds_help()}")
     parser.add_argument("--view", nargs="+", default=None, choices=_VIEWS, metavar="VIEW",
                         help=f"view(s): {', '.join(_VIEWS)} (default: lateral medial ventral posterior for "
                              "one run, posterior for a grid, which uses the first view given)")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     mesh = None
     if args.mesh_dir:
-        from factortopy.viz.mesh import load_freesurfer_mesh
+        from factortopy.surface import load_freesurfer_mesh
 
         mesh = load_freesurfer_mesh(args.mesh_dir, args.surface)
 
@@ -56,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
         if len(args.run_dirs) != 1:
             raise ValueError("the interactive .html view shows one run; give a single RUN_DIR")
         from factortopy.viz.interactive import interactive_html
+        from factortopy.viz.kinds import MAP_KINDS
         from factortopy.viz.io import load_maps
         from factortopy.viz.paint import painting_from_maps
 
         maps = load_maps(args.run_dirs[0])
         painting = painting_from_maps(maps, args.what, args.clusters)
         interactive_html(painting, out, args.hemi, args.surface, mesh,
-                         title=args.title or f"{maps['title']}: {args.what}")
+                         title=args.title or f"{maps['title']}: {args.what}", maps=maps,
+                         description=f"{args.what}: {MAP_KINDS[args.what].description}")
     else:
         from factortopy.viz.paint import paint
 

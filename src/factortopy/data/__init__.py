@@ -2,20 +2,31 @@
 
 ``load_subject(spec)`` reads a ``--data`` spec ``KIND:PATH[?key=value&...]``:
 
-* ``algonauts:PATH/subj01[?split=training|test]`` - the Algonauts 2023 layout (any of the 8 subjects)
+* ``algonauts:PATH/subj01[?split=training|test][&vertex_set=nsdgeneral+RSC|nsdgeneral]`` - the
+  Algonauts 2023 layout (any of the 8 subjects)
 * ``nsd:PATH/to/nsd_root?subject=1[&split=train|test|all][&rois=nsdgeneral][&nan=drop|error]
   [&trials_per_session=750][&sessions=40]`` - raw NSD betas on fsaverage
 * ``generic:PATH[?split=train|test|all]`` - your own data (a folder or an .npz; see
   :mod:`factortopy.data.generic`)
 
 Query values are passed to the loader as keyword arguments (integers, floats and true/false are
-converted); keyword arguments of ``load_subject`` override them. See docs/data.md.
+converted; ``+`` is kept, so ``rois=a+b`` names two labels); keyword arguments of ``load_subject``
+override them. See docs/data.md.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+import os
+import re
+from urllib.parse import quote, unquote
 
-KINDS = ("algonauts", "nsd", "generic")
+#: data kinds: name -> (module, loader function); the CLI's choices and the docs' list come from here
+LOADERS = {
+    "algonauts": ("factortopy.data.algonauts", "load_algonauts"),
+    "nsd": ("factortopy.data.nsd", "load_nsd"),
+    "generic": ("factortopy.data.generic", "load_generic"),
+}
+KINDS = tuple(LOADERS)
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _convert(value: str):
@@ -30,23 +41,54 @@ def _convert(value: str):
     return value
 
 
+def _parse_query(query: str) -> dict | None:
+    """``key=value&...`` -> dict (values percent-decoded; ``+`` stays ``+``, it separates names in
+    rois=a+b); None when ``query`` is not of that form."""
+    out = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not _KEY.match(key):
+            return None
+        out[key] = _convert(unquote(value))
+    return out
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict]:
-    """``'nsd:/data/nsd?subject=2&split=test'`` -> ``('nsd', '/data/nsd', {'subject': 2, 'split': 'test'})``."""
+    """``'nsd:/data/nsd?subject=2&split=test'`` -> ``('nsd', '/data/nsd', {'subject': 2, 'split': 'test'})``.
+
+    Options follow the first ``?`` after which everything is ``key=value`` pairs joined by ``&``; a
+    path that itself contains ``?`` is read whole when it exists (or write the ``?`` as ``%3F``).
+    """
     kind, sep, rest = spec.partition(":")
-    if not sep or kind not in KINDS:
+    if not sep or kind not in LOADERS:
         raise ValueError(f"data spec {spec!r} must look like KIND:PATH with KIND one of {', '.join(KINDS)}, "
                          "e.g. algonauts:/data/subj01 or nsd:/data/nsd?subject=1")
-    path, _, query = rest.partition("?")
+    path, query = rest, {}
+    if "?" in rest and not os.path.exists(os.path.expanduser(rest)):
+        cuts = [i for i, c in enumerate(rest) if c == "?"]
+        for i in cuts:
+            parsed = _parse_query(rest[i + 1:])
+            if parsed is not None:
+                path, query = rest[:i], parsed
+                break
+        else:
+            raise ValueError(f"data spec {spec!r}: cannot read the options after '?' (they must be key=value pairs "
+                             "joined by '&'); if '?' is part of the path, write it as %3F")
+    path = unquote(path) if "%3F" in path.upper() else path
     if not path:
         raise ValueError(f"data spec {spec!r} has no path")
-    return kind, path, {k: _convert(v) for k, v in parse_qsl(query, keep_blank_values=False, strict_parsing=False)}
+    return kind, path, query
 
 
 def with_options(spec: str, **options) -> str:
     """The spec with query options set (e.g. ``split='test'``); None removes an option."""
     kind, path, query = parse_spec(spec)
     query = {k: v for k, v in {**query, **options}.items() if v is not None}
-    return f"{kind}:{path}" + (f"?{urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in query.items()})}" if query else "")
+    text = "&".join(f"{k}={quote(str(v).lower() if isinstance(v, bool) else str(v), safe='/,:+')}"
+                    for k, v in query.items())
+    return f"{kind}:{path.replace('?', '%3F')}" + (f"?{text}" if text else "")
 
 
 def held_out_spec(spec: str) -> str:
@@ -55,17 +97,14 @@ def held_out_spec(spec: str) -> str:
 
 
 def load_subject(spec: str, **kwargs):
-    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: algonauts, nsd, generic)."""
+    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: :data:`LOADERS`)."""
+    import importlib
     import inspect
 
     kind, path, options = parse_spec(spec)
     options.update(kwargs)
-    if kind == "algonauts":
-        from factortopy.data.algonauts import load_algonauts as loader
-    elif kind == "nsd":
-        from factortopy.data.nsd import load_nsd as loader
-    else:
-        from factortopy.data.generic import load_generic as loader
+    module, name = LOADERS[kind]
+    loader = getattr(importlib.import_module(module), name)
     known = list(inspect.signature(loader).parameters)[1:]
     unknown = sorted(set(options) - set(known))
     if unknown:

@@ -4,6 +4,7 @@
     subjNN/training_split/training_images/train-NNNN_nsd-XXXXX.png
     subjNN/test_split/test_images/test-NNNN_nsd-XXXXX.png
     subjNN/test_split/test_fmri/{lh,rh}_test_fmri.npy               optional (later releases)
+    subjNN/test_split/noise_ceiling/{lh,rh}_noise_ceiling.npy       float64 0-1 fraction, one per column
     subjNN/roi_masks/{lh,rh}.all-vertices_fsaverage_space.npy        length 163842, > 0 = used
     subjNN/roi_masks/{lh,rh}.<cls>_{challenge,fsaverage}_space.npy   ROI labels (see data.rois)
     subjNN/roi_masks/mapping_<cls>.npy                               pickled {label: name}
@@ -13,15 +14,15 @@ images sorted by NSD id; NNNN is a 1-based running count, XXXXX the 0-based NSD 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
 import numpy as np
 
+from factortopy.data.ceiling import ceiling_as_fraction
 from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS, cortical_coordinates
 from factortopy.data.images import ImageFiles
-from factortopy.data.subject import Subject, check_finite
+from factortopy.data.subject import Subject, check_finite, parse_hemis
 
 _NAME = re.compile(r"^(train|test)-(\d+)_nsd-(\d+)\.png$")
 SPLITS = {"training": ("training_split", "training_images", "training_fmri", "train"),
@@ -68,8 +69,9 @@ def vertex_mask(subject_dir: str, hemi: str) -> np.ndarray:
     return np.where(mask > 0)[0].astype(np.int64)
 
 
-NC_NAMES = ("{h}_noise_ceiling.npy", "{h}.noise_ceiling.npy", "{h}_ncsnr_noise_ceiling.npy")
-NC_DIRS = (("test_split", "test_fmri"), ("test_split",), ("noise_ceiling",), ("roi_masks",), ())
+#: where the release keeps the noise ceiling (computed from the TEST images' repeats)
+NOISE_CEILING = ("test_split", "noise_ceiling", "{h}_noise_ceiling.npy")
+DEFAULT_VERTEX_SET = "nsdgeneral+RSC"
 
 
 def list_split_images(path: str, split: str = "training") -> tuple[ImageFiles, np.ndarray]:
@@ -84,62 +86,65 @@ def list_split_images(path: str, split: str = "training") -> tuple[ImageFiles, n
     return ImageFiles(paths), nsd_ids
 
 
-def find_noise_ceiling(path: str, hemi: str, split: str = "test") -> str | None:
-    """The optional per-vertex noise-ceiling file of a hemisphere, or None.
+def noise_ceiling_path(path: str, hemi: str) -> str:
+    """``subjNN/test_split/noise_ceiling/{hemi}_noise_ceiling.npy``, where the release keeps it."""
+    return os.path.join(path, *NOISE_CEILING).format(h=hemi)
 
-    Searched as ``{lh,rh}_noise_ceiling.npy`` in test_split/test_fmri/, test_split/, noise_ceiling/,
-    roi_masks/ and the subject folder (releases differ). A ceiling under test_split/ belongs to the
-    test images' repeat counts: it is used only for the test split.
+
+def nsdgeneral_columns(cols: np.ndarray, hemi: str, label_dir: str | None) -> np.ndarray:
+    """(len(cols),) bool: which challenge-space columns of ``hemi`` are in NSD's nsdgeneral label.
+
+    The Algonauts release does not say which of its vertices are RSC, so this needs NSD's fsaverage
+    label ``{hemi}.nsdgeneral.mgz`` (value 1 = inside) from ``label_dir``
+    (``nsddata/freesurfer/fsaverage/label``).
     """
-    for parts in NC_DIRS:
-        if parts[:1] == ("test_split",) and split != "test":
-            continue
-        for name in NC_NAMES:
-            candidate = os.path.join(path, *parts, name.format(h=hemi))
-            if os.path.isfile(candidate):
-                return candidate
-    return None
+    from factortopy.data.rois import read_label_mgz
 
-
-def noise_ceiling_fraction(values: np.ndarray, unit: str = "auto", what: str = "noise ceiling") -> np.ndarray:
-    """A noise ceiling as a 0-1 fraction. unit: 'fraction', 'percent' or 'auto' (percent if any
-    finite value exceeds 1, the only safe reading since a fraction cannot)."""
-    values = np.asarray(values, dtype=np.float32)
-    if unit == "auto":
-        unit = "percent" if np.nanmax(values, initial=0.0) > 1.0 + 1e-6 else "fraction"
-    if unit == "percent":
-        values = values / 100.0
-    elif unit != "fraction":
-        raise ValueError(f"noise-ceiling unit must be 'auto', 'percent' or 'fraction', got {unit!r}")
-    if np.nanmax(values, initial=0.0) > 1.0 + 1e-6 or np.nanmin(values, initial=0.0) < 0:
-        raise ValueError(f"{what}: values outside [0, 1] after reading as {unit}; check the unit")
-    return values
+    if not label_dir:
+        raise ValueError("vertex_set=nsdgeneral needs NSD's fsaverage label {lh,rh}.nsdgeneral.mgz: pass "
+                         "nsdgeneral_dir=NSD_ROOT/nsddata/freesurfer/fsaverage/label (the Algonauts release "
+                         "marks nsdgeneral and RSC alike); or use vertex_set=nsdgeneral+RSC, the challenge space")
+    inside = read_label_mgz(os.path.expanduser(label_dir), "nsdgeneral", hemi) > 0
+    if not inside[cols].any():
+        raise ValueError(f"no {hemi} column of the subject lies in {label_dir}/{hemi}.nsdgeneral.mgz; is it NSD's "
+                         "fsaverage label?")
+    return inside[cols]
 
 
 def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str = "sphere",
-                   mesh_dir: str | None = None, rois: bool = True, nc_unit: str = "auto") -> Subject:
+                   mesh_dir: str | None = None, rois: bool = True, nc_unit: str = "fraction",
+                   vertex_set: str = DEFAULT_VERTEX_SET, nsdgeneral_dir: str | None = None) -> Subject:
     """Read one Algonauts 2023 subject folder (``.../subjNN``, any of the 8) as a :class:`Subject`.
 
     split: 'training', or 'test' (needs ``test_split/test_fmri/{lh,rh}_test_fmri.npy``, present in
-    later releases only; for the test images alone use :func:`list_split_images`). hemis: which
-    hemispheres, lh first. Coordinates come from the fsaverage ``surface`` (sphere by default); see
-    :mod:`factortopy.data.fsaverage` for vertices beyond fsaverage5.
+    later releases only; for the test images alone use :func:`list_split_images`). hemis: 'lh',
+    'rh' or both ('lh,rh'; lh first). Coordinates come from the fsaverage ``surface`` (sphere by
+    default); see :mod:`factortopy.data.fsaverage` for vertices beyond fsaverage5.
+    vertex_set: 'nsdgeneral+RSC' (default, the challenge space: every fMRI column) or 'nsdgeneral'
+    (the columns inside NSD's nsdgeneral label, as the reference code trains; needs
+    ``nsdgeneral_dir``, NSD's ``nsddata/freesurfer/fsaverage/label``).
 
-    ``subject.extra`` holds: ``split``; ``test_mask`` (n_images,) bool (all False for training, all
-    True for test); ``rois`` {name: (n_vertices,) bool} from every ``<cls>_challenge_space.npy`` with
-    its mapping (if ``rois``); ``roi_classes`` {name: cls}; ``noise_ceiling`` (n_vertices,) float32
-    as a 0-1 FRACTION when ``{lh,rh}_noise_ceiling.npy`` exist (``nc_unit``: how those files are
-    written, 'auto' = percent if any value > 1).
+    ``subject.extra`` holds: ``split``; ``vertex_set``; ``test_mask`` (n_images,) bool (all False
+    for training, all True for test); ``rois`` {'<cls>/<name>': (n_vertices,) bool} from every
+    ``<cls>_challenge_space.npy`` with its mapping (if ``rois``); ``roi_classes`` {label: cls};
+    for split='test', ``noise_ceiling`` (n_vertices,) float64, a 0-1 FRACTION, from
+    ``test_split/noise_ceiling/{lh,rh}_noise_ceiling.npy`` (``nc_unit``: 'fraction' as released, or
+    'percent' for files written so; other values than [0, 1] are an error).
     """
+    from factortopy.data.rois import VERTEX_SETS
+
     path = os.path.abspath(os.path.expanduser(path))
     _require(path, "subject folder")
     if split == "train":
         split = "training"
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose 'training' or 'test'")
+    if vertex_set not in VERTEX_SETS:
+        raise ValueError(f"unknown vertex_set {vertex_set!r}; choose one of {', '.join(VERTEX_SETS)}")
+    hemis = parse_hemis(hemis)
     split_dir, img_dir, fmri_dir, prefix = SPLITS[split]
     paths, nsd_ids = list_images(os.path.join(path, split_dir, img_dir), prefix)
-    responses, vertex, hemi, nc = [], [], [], []
+    responses, vertex, hemi, nc, keep = [], [], [], [], []
     for h in hemis:
         fmri_path = os.path.join(path, split_dir, fmri_dir, f"{h}_{split}_fmri.npy")
         if split == "test" and not os.path.exists(fmri_path):
@@ -149,7 +154,7 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
                 "factortopy.data.algonauts.list_split_images(path, 'test'))"
             )
         _require(fmri_path, "fMRI file")
-        fmri = np.load(fmri_path, mmap_mode="r")
+        fmri = np.load(fmri_path, mmap_mode="r", allow_pickle=False)
         cols = vertex_mask(path, h)
         if fmri.ndim != 2 or fmri.shape[1] != cols.size:
             raise ValueError(
@@ -163,33 +168,42 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
         responses.append(data)
         vertex.append(cols)
         hemi.append(np.full(cols.size, h))
-        nc_path = find_noise_ceiling(path, h, split)
-        if nc_path is not None:
-            values = np.load(nc_path).astype(np.float32).ravel()
+        keep.append(np.ones(cols.size, bool) if vertex_set == "nsdgeneral+RSC"
+                    else nsdgeneral_columns(cols, h, nsdgeneral_dir))
+        nc_path = noise_ceiling_path(path, h)
+        if split == "test" and os.path.isfile(nc_path):  # the ceiling belongs to the test images' repeats
+            values = np.load(nc_path, allow_pickle=False).ravel()
             if values.shape == (FSAVERAGE_N,):  # written in fsaverage space: take the used vertices
                 values = values[cols]
             if values.shape != (cols.size,):
                 raise ValueError(f"{nc_path} has {values.size} entries; expected {cols.size} (one per "
                                  f"{h} fMRI column) or {FSAVERAGE_N} (fsaverage space)")
-            nc.append(noise_ceiling_fraction(values, nc_unit, nc_path))
-    vertex = np.concatenate(vertex)
-    hemi = np.concatenate(hemi)
-    extra = {"split": split, "test_mask": np.full(len(paths), split == "test")}
-    if len(nc) == len(hemis):
-        extra["noise_ceiling"] = np.concatenate(nc)
+            nc.append(ceiling_as_fraction(values, nc_unit, nc_path))
+    keep = np.concatenate(keep)
+    responses = np.concatenate(responses, axis=1)
+    if not keep.all():
+        responses = responses[:, keep]
+    vertex = np.concatenate(vertex)[keep]
+    hemi = np.concatenate(hemi)[keep]
+    extra = {"split": split, "vertex_set": vertex_set, "test_mask": np.full(len(paths), split == "test")}
+    if nc and len(nc) == len(hemis):
+        extra["noise_ceiling"] = np.concatenate(nc)[keep]
+    elif nc:
+        missing = [noise_ceiling_path(path, h) for h in hemis if not os.path.isfile(noise_ceiling_path(path, h))]
+        raise FileNotFoundError(f"noise ceiling found for some hemispheres only; missing {', '.join(missing)}")
     if rois:
         from factortopy.data.rois import algonauts_rois
 
-        extra["rois"], extra["roi_classes"] = algonauts_rois(path, hemis=hemis)
-    key = hashlib.sha256((os.path.basename(path) + split + ",".join(map(str, nsd_ids))).encode()).hexdigest()[:16]
+        masks, classes = algonauts_rois(path, hemis=hemis)
+        extra["rois"] = {k: m[keep] for k, m in masks.items()}
+        extra["roi_classes"] = classes
     return Subject(
         images=ImageFiles(paths),
-        responses=np.concatenate(responses, axis=1),
+        responses=responses,
         vertex=vertex,
         hemi=hemi,
         coords=cortical_coordinates(vertex, hemi, surface, mesh_dir),
         image_ids=nsd_ids,
         name=os.path.basename(path),
-        image_key=f"algonauts-{split}-{key}",
         extra=extra,
     )

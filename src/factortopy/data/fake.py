@@ -3,7 +3,10 @@
 Every image's pixels encode its 0-based NSD id (red + 256 green + 65536 blue), so an
 off-by-one between 1-based design indices and 0-based imgBrick rows is visible; files are created in
 shuffled order, so a loader that trusts the directory listing's order fails. Sizes are tiny except
-where the format fixes them (fsaverage arrays are 163842 long).
+where the format fixes them (fsaverage arrays are 163842 long). Files follow the real releases
+(data-formats.md): dtypes, folders, 1-based integer design arrays, colour tables beside labels,
+per-subject NSD ROIs on a native surface with their transform; tests/release_readers.py reads every
+one of them with code written from the datasets' documentation alone.
 """
 from __future__ import annotations
 
@@ -12,6 +15,67 @@ import os
 import numpy as np
 
 from factortopy.data.fsaverage import FSAVERAGE5_N, FSAVERAGE_N, HEMIS
+
+#: the six Algonauts ROI classes with the region names of the release (label 0 = "Unknown")
+ALGONAUTS_MAPPINGS = {
+    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
+    "floc-bodies": ["EBA", "FBA-1", "FBA-2", "mTL-bodies"],
+    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
+    "floc-places": ["OPA", "PPA", "RSC"],
+    "floc-words": ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"],
+    "streams": ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
+}
+
+
+def _mapping(names) -> dict:
+    return {0: "Unknown", **{k + 1: n for k, n in enumerate(names)}}
+
+
+def _write_ctab(path: str, mapping: dict) -> None:
+    """A FreeSurfer colour table: ``label name r g b a`` per line."""
+    with open(path, "w") as f:
+        for k, name in sorted(mapping.items()):
+            f.write(f"{k} {name} {(37 * k) % 256} {(91 * k) % 256} {(53 * k) % 256} 0\n")
+
+
+#: the first regions of NSD's Kastner2015 group atlas (same names as prf-visualrois, other regions)
+KASTNER = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"]
+#: NSD's per-subject classes (native surface)
+NSD_NATIVE = {cls: ALGONAUTS_MAPPINGS[cls] for cls in
+              ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words")}
+
+
+def _write_stim_info(path: str, n_brick: int, subjectim: np.ndarray, masterordering: np.ndarray,
+                     sharedix: np.ndarray) -> None:
+    """nsd_stim_info_merged.csv: one row per image (nsdId 0-based), subjectK 0/1, subjectK_repN the
+    1-based trial number of the N-th showing (0 = not shown)."""
+    import csv
+
+    shared = set((sharedix - 1).tolist())
+    reps = {}
+    for t, slot in enumerate(masterordering):  # trial t + 1 (1-based) shows slot `slot` (1-based)
+        for k in range(subjectim.shape[0]):
+            reps.setdefault((k, int(subjectim[k, slot - 1]) - 1), []).append(t + 1)
+    seen = [set((subjectim[k] - 1).tolist()) for k in range(subjectim.shape[0])]
+    header = ["", "cocoId", "cocoSplit", "cropBox", "loss", "nsdId", "flagged", "BOLD5000", "shared1000"]
+    header += [f"subject{k + 1}" for k in range(8)]
+    header += [f"subject{k + 1}_rep{n}" for k in range(8) for n in range(3)]
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i in range(n_brick):
+            row = [i, 100000 + i, "train2017", "(0, 0, 0.1, 0.1)", 0.0, i, False, False, i in shared]
+            row += [int(i in seen[k]) if k < len(seen) else 0 for k in range(8)]
+            for k in range(8):
+                r = reps.get((k, i), []) + [0, 0, 0]
+                row += r[:3]
+            w.writerow(row)
+
+
+def _save_mgh(path: str, values: np.ndarray) -> None:
+    import nibabel as nib
+
+    nib.save(nib.MGHImage(np.asarray(values).reshape(-1, 1, 1), np.eye(4)), path)
 
 
 def id_image(nsd_id: int, size: int = 8) -> np.ndarray:
@@ -61,8 +125,9 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
     """Write ``root/subject`` in the Algonauts 2023 layout; return the planted truth.
 
     Truth keys: path, train_ids/test_ids (0-based NSD ids, ascending), train/test (responses,
-    images x (lh + rh) columns), vertex {hemi: fsaverage indices}, rois {name: column mask},
-    noise_ceiling (fraction; written in percent).
+    images x (lh + rh) columns), vertex {hemi: fsaverage indices}, rois {'<cls>/<name>': column
+    mask} for all six classes, labels {cls: per-column int labels}, noise_ceiling (a float64
+    fraction per column, written as released to test_split/noise_ceiling/).
     """
     rng = np.random.default_rng(seed)
     path = os.path.join(root, subject)
@@ -93,12 +158,13 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
         os.makedirs(os.path.join(path, folder, f"{split}_fmri"))
         np.save(os.path.join(path, folder, f"{split}_fmri", f"lh_{split}_fmri.npy"), resp[:, :n_lh])
         np.save(os.path.join(path, folder, f"{split}_fmri", f"rh_{split}_fmri.npy"), resp[:, n_lh:])
-    # ROIs: prf-visualrois labels 0..2 and streams 0..1 per column; fsaverage-space copies
-    classes = {"prf-visualrois": {0: "Unknown", 1: "V1v", 2: "V1d"}, "streams": {0: "Unknown", 1: "early"}}
-    truth["rois"] = {}
-    for cls, mapping in classes.items():
+    # ROIs: all six classes, per-column labels (0 = Unknown), challenge and fsaverage space
+    truth["rois"], truth["labels"] = {}, {}
+    for cls, names in ALGONAUTS_MAPPINGS.items():
+        mapping = _mapping(names)
         np.save(os.path.join(path, "roi_masks", f"mapping_{cls}.npy"), mapping, allow_pickle=True)
         labels = rng.integers(0, len(mapping), n_cols)
+        truth["labels"][cls] = labels
         for h, sl in (("lh", slice(0, n_lh)), ("rh", slice(n_lh, n_cols))):
             np.save(os.path.join(path, "roi_masks", f"{h}.{cls}_challenge_space.npy"), labels[sl].astype(np.int32))
             full = np.zeros(FSAVERAGE_N, np.int32)
@@ -106,13 +172,14 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
             np.save(os.path.join(path, "roi_masks", f"{h}.{cls}_fsaverage_space.npy"), full)
         for k, name in mapping.items():
             if k:
-                truth["rois"][name] = labels == k
+                truth["rois"][f"{cls}/{name}"] = labels == k
     if noise_ceiling:
-        nc = rng.uniform(0.05, 0.9, n_cols).astype(np.float32)
+        nc = rng.uniform(0.05, 0.9, n_cols)  # float64 fraction, as released
         truth["noise_ceiling"] = nc
-        os.makedirs(os.path.join(path, "test_split", "test_fmri"), exist_ok=True)
-        np.save(os.path.join(path, "test_split", "test_fmri", "lh_noise_ceiling.npy"), 100 * nc[:n_lh])
-        np.save(os.path.join(path, "test_split", "test_fmri", "rh_noise_ceiling.npy"), 100 * nc[n_lh:])
+        nc_dir = os.path.join(path, "test_split", "noise_ceiling")
+        os.makedirs(nc_dir, exist_ok=True)
+        np.save(os.path.join(nc_dir, "lh_noise_ceiling.npy"), nc[:n_lh])
+        np.save(os.path.join(nc_dir, "rh_noise_ceiling.npy"), nc[n_lh:])
     return truth
 
 
@@ -120,17 +187,23 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
 def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_written: int | None = None,
                    trials_per_session: int = 6, n_slots: int = 12, n_shared: int = 4, n_brick: int = 300,
                    lh_vertices=(3, 50, 1000, 10241, 20000), rh_vertices=(0, 7, 5000, 12345),
-                   nan_vertices=(), ext: str = ".mgh", full_mesh: bool = True, seed: int = 0) -> dict:
+                   nan_vertices=(), ext: str = ".mgh", full_mesh: bool = True, seed: int = 0,
+                   subject_rois: bool = True, n_native: int = 400) -> dict:
     """Write a tiny raw-NSD root; return the planted design and betas.
 
     n_sessions trials' worth of design (masterordering covers n_sessions x trials_per_session
     trials); n_sessions_written session files are written (default all; fewer = missing trailing
-    sessions). nsdgeneral marks ``lh_vertices`` / ``rh_vertices`` (value 1) and some other vertices
-    -1 (must not be selected). Betas are percent signal change: beta[t, v] = 2 + id(t) / 50 +
+    sessions). nsdgeneral (0/1, as on fsaverage) marks ``lh_vertices`` / ``rh_vertices``. Each
+    slot is shown at most 3 times (as in NSD), listed in ``nsd_stim_info_merged.csv``. Group
+    labels nsdgeneral, streams, Kastner2015 (with ``.mgz.ctab``) in fsaverage/label; per-subject
+    prf-visualrois and floc-* on a native surface of ``n_native`` vertices with the subject's
+    ``{lh,rh}.white-to-fsaverage.mgz`` (written when ``subject_rois``). Betas are percent signal change: beta[t, v] = 2 + id(t) / 50 +
     (v index) / 10 + session offset + noise. nan_vertices: (hemi, vertex, session) triples set to NaN
     in that session (all trials). Vertices >= 10242 need the full mesh (written when full_mesh).
     Truth keys: masterordering, subjectim, sharedix (1-based, as written), betas {hemi: (n_trials,
-    n_vertices) float32}, vertex {hemi}, ncsnr {hemi}, nsdgeneral {hemi: (163842,)}, streams.
+    n_vertices) float32}, vertex {hemi}, ncsnr {hemi}, nsdgeneral, streams, Kastner2015 {hemi:
+    (163842,)}, native {cls: {hemi: (n_native,)}}, transform {hemi: (163842,) 1-based},
+    on_fsaverage {cls: {hemi: (163842,)}} (the native labels mapped), ctab {atlas: {k: name}}.
     """
     import h5py
     import nibabel as nib
@@ -147,14 +220,20 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
     for s in range(8):
         own = ids[n_shared + s * (n_slots - n_shared): n_shared + (s + 1) * (n_slots - n_shared)]
         subjectim[s] = np.concatenate([shared, own]) + 1  # 1-based NSD ids
-    masterordering = rng.integers(1, n_slots + 1, size=n_trials)  # 1-based slots
-    masterordering[:n_slots] = rng.permutation(n_slots) + 1  # every slot appears at least once
+    if n_trials > 3 * n_slots:
+        raise ValueError(f"{n_trials} trials need at least {n_trials // 3 + 1} slots (NSD shows an image <= 3 times)")
+    # 1-based slots: every slot once first (if there are enough trials), then the 2nd and 3rd showings
+    first = rng.permutation(n_slots) + 1
+    again = rng.permutation(np.repeat(np.arange(1, n_slots + 1), 2))
+    masterordering = np.concatenate([first, again])[:n_trials]
     sharedix = np.sort(shared) + 1
     exp = os.path.join(root, "nsddata", "experiments", "nsd")
     os.makedirs(exp)
+    # integer-typed and 1-based, as released
     savemat(os.path.join(exp, "nsd_expdesign.mat"),
-            {"masterordering": masterordering[None].astype(np.float64), "subjectim": subjectim.astype(np.float64),
-             "sharedix": sharedix[None].astype(np.float64)})
+            {"masterordering": masterordering[None].astype(np.int32), "subjectim": subjectim.astype(np.int32),
+             "sharedix": sharedix[None].astype(np.int32)})
+    _write_stim_info(os.path.join(exp, "nsd_stim_info_merged.csv"), n_brick, subjectim, masterordering, sharedix)
     # stimuli: row r encodes r (0-based), so id i must be read from row i
     stim = os.path.join(root, "nsddata_stimuli", "stimuli", "nsd")
     os.makedirs(stim)
@@ -163,31 +242,55 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
     # labels
     label = os.path.join(root, "nsddata", "freesurfer", "fsaverage", "label")
     os.makedirs(label)
+    native_dir = os.path.join(root, "nsddata", "freesurfer", f"subj{subject:02d}", "label")
+    transforms = os.path.join(root, "nsddata", "ppdata", f"subj{subject:02d}", "transforms")
+    if subject_rois:
+        os.makedirs(native_dir)
+        os.makedirs(transforms)
     truth = {"masterordering": masterordering, "subjectim": subjectim, "sharedix": sharedix, "vertex": {},
-             "betas": {}, "ncsnr": {}, "nsdgeneral": {}, "streams": {}, "trials_per_session": T,
+             "betas": {}, "ncsnr": {}, "nsdgeneral": {}, "streams": {}, "Kastner2015": {}, "transform": {},
+             "native": {}, "on_fsaverage": {}, "trials_per_session": T,
              "n_sessions_written": written}
     trial_ids = subjectim[subject - 1, masterordering - 1] - 1
     truth["trial_ids"] = trial_ids
     for h, verts in (("lh", lh_vertices), ("rh", rh_vertices)):
         verts = np.asarray(sorted(verts), np.int64)
         truth["vertex"][h] = verts
-        gen = np.zeros(FSAVERAGE_N, np.float32)
-        gen[rng.choice(np.setdiff1d(np.arange(FSAVERAGE5_N), verts), 30, replace=False)] = -1  # like NSD's -1
+        gen = np.zeros(FSAVERAGE_N, np.int32)  # 0/1 on fsaverage (the -1 is in the volume ROI only)
         gen[verts] = 1
         truth["nsdgeneral"][h] = gen
-        nib.save(nib.MGHImage(gen.reshape(-1, 1, 1), np.eye(4)), os.path.join(label, f"{h}.nsdgeneral.mgz"))
+        _save_mgh(os.path.join(label, f"{h}.nsdgeneral.mgz"), gen)
         streams = np.zeros(FSAVERAGE_N, np.int32)
         streams[verts[::2]] = 1
         streams[verts[1::2]] = 5
         truth["streams"][h] = streams
-        nib.save(nib.MGHImage(streams.reshape(-1, 1, 1), np.eye(4)), os.path.join(label, f"{h}.streams.mgz"))
+        _save_mgh(os.path.join(label, f"{h}.streams.mgz"), streams)
+        kastner = np.zeros(FSAVERAGE_N, np.int32)  # a group atlas with the prf-visualrois names
+        kastner[verts] = np.arange(verts.size) % len(KASTNER) + 1
+        truth["Kastner2015"][h] = kastner
+        _save_mgh(os.path.join(label, f"{h}.Kastner2015.mgz"), kastner)
+        if subject_rois:  # native surface labels + the nearest-neighbour transform to fsaverage
+            transform = rng.integers(1, n_native + 1, FSAVERAGE_N).astype(np.int32)
+            truth["transform"][h] = transform
+            _save_mgh(os.path.join(transforms, f"{h}.white-to-fsaverage.mgz"), transform)
+            for cls, names in NSD_NATIVE.items():
+                native = rng.integers(0, len(names) + 1, n_native).astype(np.int32)
+                truth["native"].setdefault(cls, {})[h] = native
+                truth["on_fsaverage"].setdefault(cls, {})[h] = native[transform - 1]
+                _save_mgh(os.path.join(native_dir, f"{h}.{cls}.mgz"), native)
         noise = rng.normal(0, 0.3, size=(n_trials, verts.size))
         offset = np.repeat(rng.normal(0, 1, size=(n_sessions, verts.size)), T, axis=0)
         truth["betas"][h] = (2 + trial_ids[:, None] / 50 + np.arange(verts.size)[None] / 10 + offset
                              + noise).astype(np.float32)
         truth["ncsnr"][h] = rng.uniform(0.1, 1.5, verts.size).astype(np.float32)
-    with open(os.path.join(label, "streams.mgz.ctab"), "w") as f:
-        f.write("0 Unknown 0 0 0 0\n1 early 255 0 0 0\n5 ventral 0 255 0 0\n")
+    truth["ctab"] = {"nsdgeneral": {0: "Unknown", 1: "nsdgeneral"}, "streams": _mapping(ALGONAUTS_MAPPINGS["streams"]),
+                     "Kastner2015": _mapping(KASTNER)}
+    for atlas, mapping in truth["ctab"].items():
+        _write_ctab(os.path.join(label, f"{atlas}.mgz.ctab"), mapping)
+    if subject_rois:
+        for cls, names in NSD_NATIVE.items():
+            truth["ctab"][cls] = _mapping(names)
+            _write_ctab(os.path.join(native_dir, f"{cls}.mgz.ctab"), _mapping(names))
     for h, v, s in nan_vertices:
         col = int(np.searchsorted(truth["vertex"][h], v))
         truth["betas"][h][(s - 1) * T: s * T, col] = np.nan

@@ -20,45 +20,16 @@ images unless ``zscore=False``.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 
 import numpy as np
 
+from factortopy.data.ceiling import ceiling_as_fraction
 from factortopy.data.fsaverage import FSAVERAGE_N, cortical_coordinates
-from factortopy.data.images import ImageFiles
+from factortopy.data.images import ImageArray, ImageFiles, ImageSubset
 from factortopy.data.subject import Subject
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
-
-
-class ImageArray:
-    """A sequence view of an (n, H, W, 3) uint8 array."""
-
-    def __init__(self, array):
-        array = np.asarray(array) if not isinstance(array, np.memmap) else array
-        if array.ndim != 4 or array.shape[-1] != 3 or array.dtype != np.uint8:
-            raise ValueError(f"images must be an (n, H, W, 3) uint8 array, got {array.shape} {array.dtype}")
-        self.array = array
-
-    def __len__(self) -> int:
-        return self.array.shape[0]
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return np.asarray(self.array[i])
-
-
-class _Subset:
-    """Positions ``index`` of an image sequence."""
-
-    def __init__(self, images, index):
-        self.images, self.index = images, np.asarray(index)
-
-    def __len__(self) -> int:
-        return self.index.size
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        return self.images[int(self.index[i])]
 
 
 def _read_folder(path: str) -> dict:
@@ -74,6 +45,16 @@ def _read_folder(path: str) -> dict:
     elif os.path.isfile(os.path.join(path, "images.npy")):
         out["images"] = np.load(os.path.join(path, "images.npy"), mmap_mode="r")
     return out
+
+
+def _hemi_codes(codes, n_vox: int, path: str) -> np.ndarray:
+    """'lh'/'rh' from hemi.npy codes 0/1; any other code is an error (never read as 'lh')."""
+    codes = np.asarray(codes).ravel()
+    if codes.shape != (n_vox,):
+        raise ValueError(f"{path}: hemi must have {n_vox} entries (0 = lh, 1 = rh), got {codes.shape}")
+    if not np.isin(codes, (0, 1)).all():
+        raise ValueError(f"{path}: hemi holds codes {sorted(set(codes.tolist()) - {0, 1})[:5]}; use 0 (lh) or 1 (rh)")
+    return np.where(codes == 1, "rh", "lh")
 
 
 def zscore_columns(x: np.ndarray) -> np.ndarray:
@@ -132,7 +113,7 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         if coords.shape != (n_vox, 3):
             raise ValueError(f"{path}: coords must be ({n_vox}, 3), got {coords.shape}")
         vertex = np.full(n_vox, -1, dtype=np.int64)  # not fsaverage vertices: painting needs vertices.npy
-        hemi = np.where(np.asarray(d["hemi"]).astype(int) == 1, "rh", "lh") if "hemi" in d else np.full(n_vox, "lh")
+        hemi = _hemi_codes(d["hemi"], n_vox, path) if "hemi" in d else np.full(n_vox, "lh")
     else:
         raise FileNotFoundError(f"{path}: no vertices.npy (hemi, fsaverage index) or coords.npy")
 
@@ -145,13 +126,11 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
     rows = {"train": ~test_mask, "test": test_mask, "all": np.ones(n_img, bool)}[split]
     if not rows.all():
         index = np.where(rows)[0]
-        images = _Subset(images, index)
+        images = ImageSubset(images, index)
         responses, image_ids, test_mask = responses[index], image_ids[index], test_mask[index]
-    extra = {"split": split, "test_mask": test_mask}
+    extra = {"split": split, "vertex_set": "as given", "test_mask": test_mask}
     if "noise_ceiling" in d:
-        from factortopy.data.algonauts import noise_ceiling_fraction
-
-        nc = noise_ceiling_fraction(np.asarray(d["noise_ceiling"]).ravel(), "fraction", f"{path} noise_ceiling")
+        nc = ceiling_as_fraction(np.asarray(d["noise_ceiling"]).ravel(), "fraction", f"{path} noise_ceiling")
         if nc.shape != (n_vox,):
             raise ValueError(f"{path}: noise_ceiling must have {n_vox} entries")
         extra["noise_ceiling"] = nc
@@ -163,9 +142,5 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         coords=coords,
         image_ids=image_ids,
         name=os.path.splitext(os.path.basename(path))[0],
-        # The absolute path and the ids name the image set: two data sets never share cached features.
-        image_key="generic-" + hashlib.sha256(
-            f"{os.path.abspath(path)}|{split}|{','.join(map(str, np.asarray(image_ids).tolist()))}".encode()
-        ).hexdigest()[:16],
         extra=extra,
     )

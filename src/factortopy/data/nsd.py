@@ -3,7 +3,9 @@
     nsddata_betas/ppdata/subjNN/fsaverage/betas_fithrf_GLMdenoise_RR/{lh,rh}.betas_sessionSS.mgh
         (163842, 1, 1, 750) float32, ALREADY percent signal change (never divided by 300 here)
     .../fsaverage/betas_fithrf_GLMdenoise_RR/{lh,rh}.ncsnr.mgh       (optional) noise-ceiling SNR
-    nsddata/freesurfer/fsaverage/label/{lh,rh}.<name>.mgz             ROI labels (> 0 = inside)
+    nsddata/freesurfer/fsaverage/label/{lh,rh}.<atlas>.mgz            group ROI labels (> 0 = inside) + <atlas>.mgz.ctab
+    nsddata/freesurfer/subjNN/label/{lh,rh}.<cls>.mgz                 per-subject ROIs (native surface)
+    nsddata/ppdata/subjNN/transforms/{lh,rh}.white-to-fsaverage.mgz   native -> fsaverage (see data.rois)
     nsddata/freesurfer/fsaverage/surf/{lh,rh}.sphere                  full mesh (optional)
     nsddata/experiments/nsd/nsd_expdesign.mat      masterordering, subjectim, sharedix: ALL 1-based
     nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5   imgBrick (73000, 425, 425, 3) uint8, 0-based rows
@@ -13,16 +15,16 @@ session); its image is the 0-based NSD id ``subjectim[subject - 1, masterorderin
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from factortopy.data.ceiling import ncsnr_ceiling
 from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS, cortical_coordinates
-from factortopy.data.subject import Subject
-from factortopy.evaluation.ceiling import noise_ceiling_percent  # noqa: F401 (re-exported)
+from factortopy.data.images import file_digest
+from factortopy.data.subject import Subject, parse_hemis
 
 NSD_SESSIONS = {1: 40, 2: 40, 3: 32, 4: 30, 5: 40, 6: 32, 7: 40, 8: 30}
 TRIALS_PER_SESSION = 750
@@ -133,6 +135,13 @@ class NSDStimuli:
     def __getitem__(self, i: int) -> np.ndarray:
         return np.asarray(self._brick()[int(self.ids[i])], dtype=np.uint8)
 
+    def identity(self) -> dict:
+        """For :func:`factortopy.data.images.image_set_key`: the brick's absolute path, whole-file
+        digest (streamed once, then cached by stat; see ``file_digest``), dataset and ids."""
+        path = os.path.abspath(self.path)
+        return {"kind": "hdf5", "path": path, "digest": file_digest(path), "dataset": self.dataset,
+                "ids": self.ids.tolist()}
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_file"], state["_pid"] = None, None
@@ -216,7 +225,7 @@ def _parse_names(value) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        return [v for v in value.replace("+", ",").split(",") if v]
+        return [v.strip() for v in value.replace("+", ",").split(",") if v.strip()]
     return list(value)
 
 
@@ -228,14 +237,17 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
 
     root: the NSD root (holding nsddata/, nsddata_betas/, nsddata_stimuli/). subject: 1..8.
     split: 'train' (every image but the shared 1000), 'test' (the shared 1000 this subject saw) or
-    'all'. rois: fsaverage label names under nsddata/freesurfer/fsaverage/label whose union (> 0)
-    selects the vertices (default 'nsdgeneral'; a list or 'a,b'). trials_per_session: 750 in NSD
+    'all'. rois: the vertex set, NSD labels whose union (> 0) selects the vertices (default
+    'nsdgeneral'; a list, 'a,b' or 'a+b'; 'all' = whole fsaverage); group labels come from
+    nsddata/freesurfer/fsaverage/label, per-subject classes through the subject's transform
+    (:func:`factortopy.data.rois.nsd_label`). trials_per_session: 750 in NSD
     (a parameter for tiny test files). sessions: how many sessions to expect (default the subject's:
     40, 40, 32, 30, 40, 32, 40, 30); missing trailing sessions are tolerated with a warning.
     nan: 'drop' (drop vertices with NaN/inf or zero variance in any session, with a warning
     naming the count) or 'error'. stimuli: path of nsd_stimuli.hdf5 (default: in root).
-    roi_labels: label names summarised in ``extra['rois']`` (default: those of
-    ``rois.NSD_LABELS`` present). mesh_dir: full fsaverage mesh (default
+    roi_labels: atlases summarised in ``extra['rois']`` (default: the group atlases nsdgeneral,
+    streams, Kastner2015 and the per-subject prf-visualrois and floc-* present; each label is
+    ``<atlas>/<name>``). mesh_dir: full fsaverage mesh (default
     nsddata/freesurfer/fsaverage/surf when present). zscore: False keeps percent signal change
     (averaged over repeats, not z-scored; for inspection - fits expect z-scored responses).
 
@@ -245,11 +257,12 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
     Returns a Subject with responses (n_images, n_vertices) float32, image_ids 0-based NSD ids and
     ``extra``: ``split``, ``subject``, ``test_mask`` (n_images,) bool (shared-1000 images),
     ``n_repeats`` (n_images,) int (trials averaged), ``sessions`` (used), ``dropped_vertices``
-    {hemi: fsaverage indices}, ``rois`` {name: (n_vertices,) bool}, and where ``{lh,rh}.ncsnr.mgh``
+    {hemi: fsaverage indices}, ``vertex_set`` (the rois' names joined by '+'), ``rois``
+    {'<atlas>/<name>': (n_vertices,) bool}, and where ``{lh,rh}.ncsnr.mgh``
     exist, ``ncsnr`` (n_vertices,) and ``noise_ceiling`` (n_vertices,) as a 0-1 FRACTION for these
     images' repeat counts (the NSD formula gives percent; divided by 100 here).
     """
-    from factortopy.data.rois import NSD_LABELS, available_labels, label_masks, read_label_mgz
+    from factortopy.data.rois import nsd_label, nsd_label_masks, nsd_roi_names
 
     root = os.path.abspath(os.path.expanduser(root))
     subject = int(subject)
@@ -260,10 +273,9 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
     if nan not in ("drop", "error"):
         raise ValueError(f"nan must be 'drop' or 'error', got {nan!r}")
     trials_per_session = int(trials_per_session)
-    hemis = tuple(_parse_names(hemis))
+    hemis = parse_hemis(hemis)
     subj = f"subj{subject:02d}"
     betas_dir = _require(os.path.join(root, "nsddata_betas", "ppdata", subj, "fsaverage", betas), "betas folder")
-    label_dir = os.path.join(root, "nsddata", "freesurfer", "fsaverage", "label")
     design = read_expdesign(os.path.join(root, "nsddata", "experiments", "nsd", "nsd_expdesign.mat"))
     if design.subjectim.shape[0] < subject:
         raise ValueError(f"subjectim has {design.subjectim.shape[0]} rows; no subject {subject}")
@@ -288,7 +300,7 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
         else:
             sel = np.zeros(FSAVERAGE_N, bool)
             for name in names:
-                sel |= read_label_mgz(label_dir, name, h) > 0  # nsdgeneral etc. may hold -1: use > 0
+                sel |= nsd_label(root, subject, name, h)[0] > 0  # > 0: a volume-derived label may hold -1
             vertices[h] = np.where(sel)[0].astype(np.int64)
     n_cols = [vertices[h].size for h in hemis]
     if sum(n_cols) == 0:
@@ -335,7 +347,7 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
 
     extra = {"split": split, "subject": subject, "test_mask": np.isin(image_ids, design.shared_ids),
              "n_repeats": counts, "sessions": used, "dropped_vertices": dropped,
-             "trials_per_session": trials_per_session}
+             "trials_per_session": trials_per_session, "vertex_set": "+".join(names) if names else "all"}
     ncsnr_files = [os.path.join(betas_dir, f"{h}.ncsnr.mgh") for h in hemis]
     if all(os.path.isfile(f) for f in ncsnr_files):
         import nibabel as nib
@@ -343,12 +355,11 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
         ncsnr = np.concatenate([np.asarray(nib.load(f).dataobj, dtype=np.float32).ravel()[vertices[h]]
                                 for f, h in zip(ncsnr_files, hemis)])[keep]
         extra["ncsnr"] = ncsnr
-        extra["noise_ceiling"] = noise_ceiling_percent(ncsnr, counts) / 100.0
+        extra["noise_ceiling"] = ncsnr_ceiling(ncsnr, counts)
 
     rois_out = {}
-    for name in (_parse_names(roi_labels) if roi_labels is not None else
-                 [n for n in NSD_LABELS if n in available_labels(label_dir)]):
-        for key, mask in label_masks(label_dir, name, vertex, hemi).items():
+    for name in (_parse_names(roi_labels) if roi_labels is not None else nsd_roi_names(root, subject)):
+        for key, mask in nsd_label_masks(root, subject, name, vertex, hemi).items():
             rois_out.setdefault(key, mask)
     extra["rois"] = rois_out
 
@@ -356,7 +367,6 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
         nsd_surf = os.path.join(root, "nsddata", "freesurfer", "fsaverage", "surf")
         mesh_dir = nsd_surf if os.path.isfile(os.path.join(nsd_surf, f"lh.{surface}")) else None
     stim_path = stimuli or os.path.join(root, "nsddata_stimuli", "stimuli", "nsd", "nsd_stimuli.hdf5")
-    key = hashlib.sha256(f"{subj}{split}{','.join(map(str, image_ids))}".encode()).hexdigest()[:16]
     return Subject(
         images=NSDStimuli(stim_path, image_ids),
         responses=responses,
@@ -365,6 +375,5 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
         coords=cortical_coordinates(vertex, hemi, surface, mesh_dir),
         image_ids=image_ids,
         name=f"nsd-{subj}",
-        image_key=f"nsd-{split}-{key}",
         extra=extra,
     )

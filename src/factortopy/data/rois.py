@@ -1,26 +1,122 @@
-"""Regions of interest as boolean masks over a subject's response columns.
+"""Regions of interest as boolean masks over a subject's response columns, and the vertex sets.
 
-Two sources (data-formats.md):
+Every ROI label names its atlas: ``<atlas>/<name>`` (``prf-visualrois/V1v``, ``Kastner2015/V1v``,
+``streams/early``), plus ``<atlas>`` alone for the union of an atlas's labels. Atlases with the same
+region names (the per-subject prf-visualrois and the group Kastner2015 both have V1v) are never
+substituted for one another. Sources (data-formats.md):
 
 * Algonauts 2023: ``roi_masks/{lh,rh}.<cls>_challenge_space.npy`` (one int label per fMRI column),
   ``roi_masks/{lh,rh}.<cls>_fsaverage_space.npy`` (one per fsaverage vertex, 163842) and
-  ``roi_masks/mapping_<cls>.npy`` (a pickled ``{label: name}``; label 0 is "Unknown", never a ROI).
-* NSD / FreeSurfer: ``nsddata/freesurfer/fsaverage/label/{lh,rh}.<name>.mgz`` (one value per
-  fsaverage vertex; > 0 = inside) with an optional ``<name>.mgz.ctab`` naming the labels.
+  ``roi_masks/mapping_<cls>.npy`` (a pickled ``{label: name}``, read with a restricted unpickler;
+  label 0 is "Unknown", never a ROI).
+* NSD, group atlases on fsaverage: ``nsddata/freesurfer/fsaverage/label/{lh,rh}.<atlas>.mgz`` with
+  ``<atlas>.mgz.ctab`` naming the values (nsdgeneral, streams, Kastner2015, HCP_MMP1).
+* NSD, per-subject classes (prf-visualrois, floc-*): ``nsddata/freesurfer/subjNN/label/{lh,rh}.<cls>.mgz``
+  on the subject's native surface, mapped to fsaverage through NSD's nearest-neighbour transform
+  ``nsddata/ppdata/subjNN/transforms/{lh,rh}.white-to-fsaverage.mgz`` (one 1-based native vertex
+  index per fsaverage vertex; what ``nsdcode``'s white -> fsaverage mapping applies).
 
 Masks always follow the subject's column order: left hemisphere first, then right.
 """
 from __future__ import annotations
 
 import os
+import pickle
 
 import numpy as np
 
 from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS
 
 ALGONAUTS_CLASSES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
-NSD_LABELS = ("nsdgeneral", "streams", "prf-visualrois", "floc-bodies", "floc-faces", "floc-places",
-              "floc-words", "Kastner2015")
+#: NSD's group atlases in nsddata/freesurfer/fsaverage/label summarised by default (HCP_MMP1, 180
+#: areas, on request with roi_labels=)
+NSD_FSAVERAGE_ATLASES = ("nsdgeneral", "streams", "Kastner2015")
+#: NSD's per-subject ROI classes (native surface; reach fsaverage through the subject's transform)
+NSD_SUBJECT_CLASSES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words")
+
+#: vertex sets by name: what each is and where it comes from
+VERTEX_SETS = {
+    "nsdgeneral+RSC": "the Algonauts 2023 challenge space: nsdgeneral plus RSC (39,548 vertices for "
+                      "subject 1; the all-vertices mask > 0)",
+    "nsdgeneral": "NSD's nsdgeneral ROI (37,984 vertices for subject 1; what the reference code trains on)",
+}
+
+
+def roi_label(atlas: str, name: str | None = None) -> str:
+    """The ROI label of ``name`` in ``atlas`` (``'Kastner2015/V1v'``), or of the atlas's union."""
+    return atlas if name is None or name == atlas else f"{atlas}/{name}"
+
+
+# ----------------------------------------------------------------------------- Algonauts mapping files
+def _numpy_globals() -> dict:
+    core = getattr(np, "_core", None) or np.core  # numpy 2 moved numpy.core to numpy._core
+    multiarray = core.multiarray
+
+    def reconstruct(cls, *args):
+        if cls is not np.ndarray:
+            raise pickle.UnpicklingError(f"array class {cls!r} is not allowed")
+        return multiarray._reconstruct(cls, *args)
+
+    def dtype(spec, *args):
+        if np.dtype(spec).kind not in "OiuU":
+            raise pickle.UnpicklingError(f"dtype {spec!r} is not allowed")
+        return np.dtype(spec, *args)
+
+    def scalar(dt, *args):
+        if np.dtype(dt).kind not in "iuU":  # integer keys and unicode names only
+            raise pickle.UnpicklingError(f"numpy scalar of dtype {dt!r} is not allowed")
+        return multiarray.scalar(dt, *args)
+
+    out = {}
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # files written by numpy 1 or 2
+        out[(mod, "_reconstruct")], out[(mod, "scalar")] = reconstruct, scalar
+    out[("numpy", "ndarray")], out[("numpy", "dtype")] = np.ndarray, dtype
+    return out
+
+
+class _MappingUnpickler(pickle.Unpickler):
+    """Unpickles only what a mapping file holds: a 0-d object array of a dict of ints and strings."""
+
+    allowed = None
+
+    def find_class(self, module, name):
+        allowed = type(self).allowed = type(self).allowed or _numpy_globals()
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a ROI mapping")
+        return allowed[(module, name)]
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent ids are not allowed in a ROI mapping")
+
+
+def read_mapping_file(path: str) -> dict[int, str]:
+    """``{label: name}`` from an Algonauts ``mapping_<cls>.npy`` without running code from it.
+
+    The file is a .npy of a 0-d object array holding a dict; its pickle is read by a restricted
+    unpickler that allows only numpy's array reconstruction and integer/unicode scalars, so a
+    crafted file cannot call anything. Anything else (other objects, keys that are not integers,
+    names that are not strings) is a clear error naming the file.
+    """
+    fix = "re-download the Algonauts 2023 release or rewrite it as np.save(path, {int: str})"
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = (np.lib.format.read_array_header_1_0(f) if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0(f))
+            if dtype != np.dtype(object) or shape != ():
+                raise ValueError(f"holds a {dtype} array of shape {shape}, not a pickled dict")
+            value = _MappingUnpickler(f).load()
+    except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, IndexError) as err:
+        raise ValueError(f"{path} is not a ROI mapping ({err}); {fix}") from None
+    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a {type(value).__name__}, not a dict {{label: name}}; {fix}")
+    out = {}
+    for k, v in value.items():
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or not isinstance(v, str):
+            raise ValueError(f"{path}: entry {k!r}: {v!r} is not int -> str; {fix}")
+        out[int(k)] = str(v)
+    return out
 
 
 def read_mapping(subject_dir: str, cls: str) -> dict[int, str]:
@@ -28,8 +124,7 @@ def read_mapping(subject_dir: str, cls: str) -> dict[int, str]:
     path = os.path.join(subject_dir, "roi_masks", f"mapping_{cls}.npy")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ROI mapping not found: {path} (classes: {', '.join(ALGONAUTS_CLASSES)})")
-    mapping = np.load(path, allow_pickle=True).item()  # a pickled dict, as released
-    return {int(k): str(v) for k, v in mapping.items()}
+    return read_mapping_file(path)
 
 
 def _labels_to_masks(labels: np.ndarray, mapping: dict[int, str]) -> dict[str, np.ndarray]:
@@ -41,15 +136,15 @@ def fsaverage_roi_labels(subject_dir: str, cls: str, hemi: str) -> np.ndarray:
     path = os.path.join(subject_dir, "roi_masks", f"{hemi}.{cls}_fsaverage_space.npy")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ROI file not found: {path}")
-    labels = np.load(path).astype(np.int64).ravel()
+    labels = np.load(path, allow_pickle=False).astype(np.int64).ravel()
     if labels.shape != (FSAVERAGE_N,):
         raise ValueError(f"{path} has {labels.size} entries, expected {FSAVERAGE_N} (one per fsaverage vertex)")
     return labels
 
 
 def load_rois(subject_dir: str, cls: str, space: str = "challenge", hemis=HEMIS) -> dict[str, np.ndarray]:
-    """Masks of an Algonauts ROI class: ``{name: (n_columns,) bool}`` over the fMRI columns of
-    ``hemis`` (lh first), names from ``mapping_<cls>.npy``.
+    """Masks of one Algonauts ROI class: ``{name: (n_columns,) bool}`` over the fMRI columns of
+    ``hemis`` (lh first), names from ``mapping_<cls>.npy`` (bare: the class is the argument).
 
     space: 'challenge' reads ``<cls>_challenge_space.npy``; 'fsaverage' reads
     ``<cls>_fsaverage_space.npy`` and keeps the used vertices (``all-vertices`` mask), so both give
@@ -65,7 +160,7 @@ def load_rois(subject_dir: str, cls: str, space: str = "challenge", hemis=HEMIS)
             path = os.path.join(subject_dir, "roi_masks", f"{h}.{cls}_challenge_space.npy")
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"ROI file not found: {path}")
-            lab = np.load(path).astype(np.int64).ravel()
+            lab = np.load(path, allow_pickle=False).astype(np.int64).ravel()
             if lab.size != cols.size:
                 raise ValueError(f"{path} has {lab.size} entries but the {h} fMRI has {cols.size} columns "
                                  "(all-vertices mask); ROI files and fMRI must come from the same subject")
@@ -78,8 +173,8 @@ def load_rois(subject_dir: str, cls: str, space: str = "challenge", hemis=HEMIS)
 
 
 def algonauts_rois(subject_dir: str, hemis=HEMIS, classes=ALGONAUTS_CLASSES):
-    """Every ROI of every class present: ``({name: mask}, {name: cls})``. Classes whose files are
-    missing are skipped; a name used by two classes is prefixed ``<cls>:``."""
+    """Every ROI of every class present, labelled ``<cls>/<name>``: ``({label: mask}, {label: cls})``.
+    Classes whose files are missing are skipped."""
     rois, owner = {}, {}
     for cls in classes:
         files = [os.path.join(subject_dir, "roi_masks", f"{h}.{cls}_challenge_space.npy") for h in hemis]
@@ -87,11 +182,12 @@ def algonauts_rois(subject_dir: str, hemis=HEMIS, classes=ALGONAUTS_CLASSES):
                 os.path.join(subject_dir, "roi_masks", f"mapping_{cls}.npy")):
             continue
         for name, mask in load_rois(subject_dir, cls, "challenge", hemis).items():
-            key = name if name not in rois else f"{cls}:{name}"
+            key = roi_label(cls, name)
             rois[key], owner[key] = mask, cls
     return rois, owner
 
 
+# ----------------------------------------------------------------------------- FreeSurfer labels (NSD)
 def read_ctab(path: str) -> dict[int, str]:
     """A FreeSurfer colour table (lines ``label name [r g b a]``) as ``{label: name}``."""
     out = {}
@@ -103,17 +199,21 @@ def read_ctab(path: str) -> dict[int, str]:
     return out
 
 
-def read_label_mgz(label_dir: str, name: str, hemi: str) -> np.ndarray:
-    """(163842,) values of an fsaverage label file ``{hemi}.{name}.mgz`` (or .mgh)."""
+def _read_surface_values(path: str, n: int | None) -> np.ndarray:
     import nibabel as nib
 
+    values = np.asarray(nib.load(path).dataobj).ravel()
+    if n is not None and values.shape != (n,):
+        raise ValueError(f"{path} has {values.size} values, expected {n}")
+    return values
+
+
+def read_label_mgz(label_dir: str, name: str, hemi: str) -> np.ndarray:
+    """(163842,) values of an fsaverage label file ``{hemi}.{name}.mgz`` (or .mgh)."""
     for ext in (".mgz", ".mgh"):
         path = os.path.join(label_dir, f"{hemi}.{name}{ext}")
         if os.path.isfile(path):
-            values = np.asarray(nib.load(path).dataobj).ravel()
-            if values.shape != (FSAVERAGE_N,):
-                raise ValueError(f"{path} has {values.size} values, expected {FSAVERAGE_N} (fsaverage)")
-            return values
+            return _read_surface_values(path, FSAVERAGE_N)
     raise FileNotFoundError(f"fsaverage label not found: {os.path.join(label_dir, f'{hemi}.{name}.mgz')} "
                             f"(labels there: {', '.join(available_labels(label_dir)) or 'none'})")
 
@@ -130,22 +230,70 @@ def available_labels(label_dir: str) -> list[str]:
     return sorted(found["lh"] & found["rh"])
 
 
-def label_masks(label_dir: str, name: str, vertex: np.ndarray, hemi: np.ndarray) -> dict[str, np.ndarray]:
-    """Masks from an fsaverage label over the columns (``vertex``, ``hemi``).
+def nsd_dirs(root: str, subject: int) -> dict[str, str]:
+    """Where NSD keeps labels and transforms: ``fsaverage`` (group labels), ``native`` (the
+    subject's labels), ``transforms`` (the subject's surface transforms)."""
+    subj = f"subj{int(subject):02d}"
+    return {"fsaverage": os.path.join(root, "nsddata", "freesurfer", "fsaverage", "label"),
+            "native": os.path.join(root, "nsddata", "freesurfer", subj, "label"),
+            "transforms": os.path.join(root, "nsddata", "ppdata", subj, "transforms")}
 
-    Without a colour table: ``{name: value > 0}``. With ``<name>.mgz.ctab``: one mask per label
-    > 0 (``{label name: value == k}``) plus the union ``{name: value > 0}``.
+
+def native_to_fsaverage(values: np.ndarray, transform_path: str) -> np.ndarray:
+    """(163842,) values on fsaverage of per-vertex ``values`` on a subject's native surface, through
+    NSD's nearest-neighbour transform ``{h}.white-to-fsaverage.mgz`` (1-based native vertex per
+    fsaverage vertex), as nsdcode's white -> fsaverage mapping does."""
+    index = _read_surface_values(transform_path, FSAVERAGE_N)
+    if not np.all(np.isfinite(index)) or np.any(index != np.round(index)) or index.min() < 1 or index.max() > values.size:
+        raise ValueError(f"{transform_path}: expected 1-based native vertex indices 1..{values.size} (the "
+                         f"subject's surface), got {index.min():g}..{index.max():g}; transform and label must "
+                         "come from the same subject")
+    return values[index.astype(np.int64) - 1]
+
+
+def nsd_label(root: str, subject: int, name: str, hemi: str) -> tuple[np.ndarray, str]:
+    """(163842,) values of NSD label ``name`` on fsaverage, and the ctab path beside it ('' if none).
+
+    Per-subject classes (:data:`NSD_SUBJECT_CLASSES`) come ONLY from the subject's native labels
+    through its transform (a missing transform is an error naming it); anything else from the group
+    labels in ``nsddata/freesurfer/fsaverage/label``. One atlas never stands in for another.
     """
+    d = nsd_dirs(root, subject)
+    if name not in NSD_SUBJECT_CLASSES:
+        return read_label_mgz(d["fsaverage"], name, hemi), os.path.join(d["fsaverage"], f"{name}.mgz.ctab")
+    native = os.path.join(d["native"], f"{hemi}.{name}.mgz")
+    if not os.path.isfile(native):
+        raise FileNotFoundError(f"per-subject ROI label not found: {native} ({name} exists per subject only, in "
+                                "the native surface space; the group atlas Kastner2015 is a different region set)")
+    transform = os.path.join(d["transforms"], f"{hemi}.white-to-fsaverage.mgz")
+    if not os.path.isfile(transform):
+        raise FileNotFoundError(f"NSD surface transform not found: {transform}; it maps {native} to fsaverage "
+                                "(download nsddata/ppdata/subjNN/transforms from NSD)")
+    return native_to_fsaverage(_read_surface_values(native, None), transform), os.path.join(d["native"], f"{name}.mgz.ctab")
+
+
+def nsd_roi_names(root: str, subject: int) -> list[str]:
+    """The default NSD atlases present for ``subject``: group atlases, then per-subject classes
+    whose native labels exist for both hemispheres."""
+    d = nsd_dirs(root, subject)
+    group = [n for n in NSD_FSAVERAGE_ATLASES if n in available_labels(d["fsaverage"])]
+    own = [n for n in NSD_SUBJECT_CLASSES if n in available_labels(d["native"])]
+    return group + own
+
+
+def nsd_label_masks(root: str, subject: int, name: str, vertex: np.ndarray, hemi: np.ndarray) -> dict[str, np.ndarray]:
+    """Masks of NSD atlas ``name`` over the columns (``vertex``, ``hemi``): ``{name: value > 0}``
+    and, with a colour table beside the label, ``{name/label: value == k}`` for each label k > 0."""
     values = np.zeros(len(vertex), dtype=np.float64)
+    ctab = ""
     for h in HEMIS:
-        sel = hemi == h
+        sel = np.asarray(hemi) == h
         if sel.any():
-            values[sel] = read_label_mgz(label_dir, name, h)[vertex[sel]]
-    out = {name: values > 0}
-    for ctab in (os.path.join(label_dir, f"{name}.mgz.ctab"), os.path.join(label_dir, f"{name}.ctab")):
-        if os.path.isfile(ctab):
-            for k, label in sorted(read_ctab(ctab).items()):
-                if k > 0 and label not in out:
-                    out[label] = values == k
-            break
+            full, ctab = nsd_label(root, subject, name, h)
+            values[sel] = full[vertex[sel]]
+    out = {roi_label(name): values > 0}
+    if ctab and os.path.isfile(ctab):
+        for k, label in sorted(read_ctab(ctab).items()):
+            if k > 0 and roi_label(name, label) not in out:
+                out[roi_label(name, label)] = values == k
     return out

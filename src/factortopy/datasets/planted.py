@@ -50,7 +50,7 @@ def shipped_backbone() -> tuple[str, str | None]:
 
 def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
     """fsaverage5 vertices (ascending) in the posterior cap holding ``pole_fraction`` of the sphere."""
-    from factortopy.data.fsaverage import fsaverage5_surface
+    from factortopy.surface import fsaverage5_surface
 
     y = fsaverage5_surface(hemi, "sphere")[0][:, 1]
     return np.where(y <= np.quantile(y, pole_fraction))[0].astype(np.int64)
@@ -59,7 +59,7 @@ def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
 def planted_maps(vertex, hemi, n_layers: int, dim: int, seed: int, n_clusters: int = 6,
                  layer_width: float = 0.5) -> dict:
     """The planted per-vertex selectors and readout weights (see the module docstring)."""
-    from factortopy.data.fsaverage import fsaverage5_surface
+    from factortopy.surface import fsaverage5_surface
 
     rng = np.random.default_rng(seed)
     xyz = np.concatenate([fsaverage5_surface(h, "sphere")[0][vertex[hemi == h]] for h in ("lh", "rh")])
@@ -134,13 +134,13 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
 
     from factortopy.backbones import load_backbone
     from safetensors.torch import save_file
-    from factortopy.data.fsaverage import HEMIS, cortical_coordinates
+    from factortopy.surface import HEMIS, cortical_coordinates
     from factortopy.datasets.images import make_images
     from factortopy.features.extract import extract_features
+    from factortopy.fitting.fit import token_rms
     from factortopy.model.factortopy import FactorTopy, Selectors
 
-    torch.manual_seed(seed)
-    bb = load_backbone(backbone, img_size=img_size, weights=weights)  # random init is seeded
+    bb = load_backbone(backbone, img_size=img_size, weights=weights, random_init=weights is None, seed=seed)
     images = make_images(n_images, size=image_size, seed=seed)
     feats = extract_features(bb, images, grid=8, progress=progress)
 
@@ -152,8 +152,7 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     truth = FactorTopy(cortical_coordinates(vertex, hemi), feats.channels, dim=dim, grid=8)
     with torch.no_grad():
         tokens = feats.tokens.float()
-        rms = torch.stack([tokens[:, l, :, :c].pow(2).mean().sqrt() for l, c in enumerate(feats.channels)])
-        truth.token_scale.copy_(1 / rms)
+        truth.token_scale.copy_(1 / token_rms(tokens, feats.channels))  # as a fit sets it
         truth.readout_weight.copy_(torch.from_numpy(maps["readout"]))
         sel = Selectors(torch.from_numpy(maps["space_xy"]), torch.from_numpy(maps["layer_probs"]),
                         torch.from_numpy(maps["scale"])[:, None])
@@ -191,8 +190,13 @@ def load_truth(subject_dir: str) -> dict:
 def rows_of(reference: dict, maps: dict) -> np.ndarray:
     """For each (hemi, vertex) of ``maps``, its row in ``reference`` (both dicts with 'hemi' and
     'vertex' arrays). Every vertex of ``maps`` must be in ``reference`` (KeyError otherwise)."""
-    row = {(h, v): i for i, (h, v) in enumerate(zip(reference["hemi"], reference["vertex"]))}
-    return np.array([row[(h, v)] for h, v in zip(maps["hemi"], maps["vertex"])], dtype=np.int64)
+    from factortopy.runs import match_columns
+
+    rows = match_columns(maps["vertex"], maps["hemi"], reference["vertex"], reference["hemi"])
+    if (rows < 0).any():
+        i = int(np.flatnonzero(rows < 0)[0])
+        raise KeyError(f"vertex ({maps['hemi'][i]}, {maps['vertex'][i]}) is not in the reference")
+    return rows
 
 
 def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale: float = 0.5) -> dict:

@@ -37,21 +37,55 @@ def r2_score(pred, target, eps: float = 1e-12):
     return xp.where(ss_tot > eps, 1 - _safe_ratio(xp, ss_res, ss_tot, eps), 0.0 * ss_res)
 
 
-def algonauts_score(r, noise_ceiling, cap: float = 100.0):
-    """Algonauts 2023 noise-normalised score per vertex: 100 x max(r, 0)^2 / NC, capped at ``cap``.
+#: where :func:`algonauts_score` and its summaries knowingly differ from the official scorer
+SCORE_DEVIATIONS = {
+    "constant": "r of a column whose prediction or target is constant is 0 here (the official scorer's "
+                "pearsonr gives NaN, and its mean becomes NaN)",
+    "nan_ceiling": "vertices with a NaN noise ceiling score NaN and are left out of the means (the official "
+                   "mean becomes NaN)",
+}
+OFFICIAL_ZERO_CEILING = 1e-14  # what the official scorer puts where NC = 0
 
-    r: (N,) Pearson r. noise_ceiling: (N,) a 0-1 FRACTION (percent is refused with a clear error:
-    dividing by a percent would shrink scores 100-fold). Vertices with NC <= 0 get NaN (undefined);
-    summaries use nan-aware means. numpy in, numpy out.
+
+def algonauts_score(r, noise_ceiling, cap: float = 100.0):
+    """Algonauts 2023 noise-normalised score per vertex, as the official scorer computes it.
+
+    r: (N,) Pearson r. noise_ceiling: (N,) a 0-1 FRACTION (percent is refused: dividing by a
+    percent would shrink scores 100-fold). Negative r is set to 0; NC = 0 is replaced by 1e-14, so
+    such a vertex scores 100 where r > 0 and 0 otherwise; score = 100 r^2 / NC, capped at ``cap``.
+    A NaN r or NC gives NaN. Returns (N,) float64; numpy in, numpy out. See
+    :func:`score_deviations` for where summaries of it knowingly differ from the official code.
     """
     import numpy as np
 
-    from factortopy.evaluation.ceiling import check_fraction
+    from factortopy.data.ceiling import ceiling_as_fraction
 
     r = np.asarray(r, dtype=np.float64)
-    nc = check_fraction(noise_ceiling)
+    nc = ceiling_as_fraction(noise_ceiling, "fraction", "noise_ceiling")
     if nc.shape != r.shape:
         raise ValueError(f"noise_ceiling has shape {nc.shape} but r has {r.shape}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(nc > 0, 100.0 * np.maximum(r, 0.0) ** 2 / np.where(nc > 0, nc, 1.0), np.nan)
-    return np.minimum(score, cap)
+    nc = np.where(nc == 0, OFFICIAL_ZERO_CEILING, nc)
+    r = np.where(r < 0, 0.0, r)  # NaN stays NaN, as in the official code
+    return np.minimum(100.0 * r**2 / nc, cap)
+
+
+def score_deviations(noise_ceiling, pred=None, target=None) -> list[str]:
+    """Sentences for the output: what in THESE data is scored unlike, or notably like, the official
+    scorer (empty when nothing applies). noise_ceiling: (N,) fraction; pred/target: (n, N) to
+    count constant columns."""
+    import numpy as np
+
+    nc = np.asarray(noise_ceiling, dtype=np.float64)
+    notes = []
+    zero = int((nc == 0).sum())
+    if zero:
+        notes.append(f"{zero} vertices have noise ceiling 0: scored as the official scorer does (NC -> 1e-14, so "
+                     "100 where r > 0, else 0)")
+    n_nan = int(np.isnan(nc).sum())
+    if n_nan:
+        notes.append(f"{n_nan} vertices: {SCORE_DEVIATIONS['nan_ceiling']}")
+    if pred is not None and target is not None:
+        const = (np.ptp(np.asarray(pred), axis=0) == 0) | (np.ptp(np.asarray(target), axis=0) == 0)
+        if const.any():
+            notes.append(f"{int(const.sum())} vertices: {SCORE_DEVIATIONS['constant']}")
+    return notes

@@ -7,7 +7,6 @@ the images marked by ``test_mask``).
 """
 from __future__ import annotations
 
-import json
 import os
 import warnings
 
@@ -17,44 +16,19 @@ from factortopy.evaluation.metrics import algonauts_score, pearson_r, r2_score
 from factortopy.evaluation.summary import format_table, roi_table
 
 
-def read_config(run_dir: str) -> dict:
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: {run_dir} is not a factortopy run directory")
-    with open(path) as f:
-        return json.load(f)
-
-
-def run_columns(run_dir: str):
-    """(vertex, hemi) of the run's response columns, from scores.npz (else selectors.npz)."""
-    for name in ("scores.npz", "selectors.npz"):
-        path = os.path.join(run_dir, name)
-        if os.path.isfile(path):
-            with np.load(path) as f:
-                return np.asarray(f["vertex"]), np.asarray(f["hemi"]).astype(str)
-    raise FileNotFoundError(f"neither scores.npz nor selectors.npz in {run_dir}")
-
-
 def align_columns(run_vertex, run_hemi, subject) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (run columns, subject columns) of the vertices both have, in the run's order.
+    """Positions (run columns, subject columns) of the vertices both have, in the run's order
+    (:func:`factortopy.runs.align_columns`). A subject may lack a few of the run's vertices (e.g.
+    dropped for NaN); that is warned about."""
+    from factortopy.runs import align_columns as align
 
-    A subject may lack a few of the run's vertices (e.g. dropped for NaN); that is warned about.
-    """
-    if np.all(np.asarray(run_vertex) < 0) or np.all(np.asarray(subject.vertex) < 0):  # generic coords only
-        if len(run_vertex) != subject.n_vertices:
-            raise ValueError(f"the run has {len(run_vertex)} columns but the data {subject.n_vertices}")
-        idx = np.arange(len(run_vertex))
-        return idx, idx
-    where = {(h, int(v)): i for i, (h, v) in enumerate(zip(np.asarray(subject.hemi).astype(str), subject.vertex))}
-    pairs = [(i, where.get((h, int(v)))) for i, (h, v) in enumerate(zip(run_hemi, run_vertex))]
-    found = [(i, j) for i, j in pairs if j is not None]
-    if not found:
+    ri, si = align(run_vertex, run_hemi, subject.vertex, subject.hemi)
+    if not len(ri):
         raise ValueError("the data share no vertex with the run; was it fitted on another subject or layout?")
-    if len(found) < len(pairs):
-        warnings.warn(f"{len(pairs) - len(found)} of the run's {len(pairs)} vertices are not in the data; "
+    if len(ri) < len(run_vertex):
+        warnings.warn(f"{len(run_vertex) - len(ri)} of the run's {len(run_vertex)} vertices are not in the data; "
                       "they are left out of the evaluation", stacklevel=3)
-    a = np.array(found)
-    return a[:, 0], a[:, 1]
+    return ri, si
 
 
 def evaluate_predictions(pred, target, noise_ceiling=None, rois=None, hemi=None) -> dict:
@@ -81,7 +55,7 @@ def _select_images(subject, config, split, explicit_data):
                 raise ValueError(f"{len(missing)} of the run's validation images (e.g. id {missing[0]}) are not in "
                                  "the data; evaluate with the data the run was fitted on")
             return np.array([pos[int(i)] for i in ids], dtype=np.int64)
-        from factortopy.fitting.split import train_val_split
+        from factortopy.data.split import train_val_split
 
         fit = config.get("fit") or config.get("split") or {}
         return train_val_split(subject.n_images, fit["val_fraction"], fit["seed"])[1]
@@ -97,11 +71,13 @@ def _select_images(subject, config, split, explicit_data):
 
 def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", device: str = "cpu",
                  batch_size: int = 32, by_hemi: bool = False, write: bool = True, subject=None,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, backbone=None) -> dict:
     """Score the fitted run in ``run_dir`` on held-out images.
 
     data: a data spec (default: the run's own, with ``split=test`` for split='test'). subject: an
-    already loaded Subject instead of ``data``. Returns a dict: ``split``, ``n_images``, ``vertex``,
+    already loaded Subject instead of ``data``. backbone: the Backbone to extract features with
+    instead of rebuilding it from the run's spec (checked against the recorded identity; needed
+    for runs fitted with a backbone built by hand). Returns a dict: ``split``, ``n_images``, ``vertex``,
     ``hemi``, ``r``, ``r2``, ``score`` (Algonauts score, where the data carry a noise ceiling),
     ``table`` (rows per ROI), ``text`` (the table as text). With ``write``, saves
     ``eval_<split>.npz`` (per-vertex arrays) and ``eval_<split>.json`` (summary and table) in the run dir.
@@ -110,8 +86,10 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
 
     if split not in ("val", "test"):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
-    config = read_config(run_dir)
-    kind = config.get("kind", "factortopy")
+    from factortopy.runs import eval_files, open_run, write_json
+
+    run = open_run(run_dir)
+    config, kind = run.config, run.kind
     explicit = bool(data) or subject is not None
     spec = data
     if subject is None:
@@ -123,27 +101,15 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
         subject = load_subject(spec)
     index = _select_images(subject, config, split, explicit_data=explicit)
 
-    run_vertex, run_hemi = run_columns(run_dir)
-    if kind == "ridge":
-        from factortopy.baselines.run import load_ridge_run
-
-        run = load_ridge_run(run_dir)
-        pred = run.predict_subject(subject, image_index=index, batch_size=batch_size, device=device, progress=progress)
-    elif kind == "factortopy":
-        from factortopy.fitting.predict import predict_subject
-        from factortopy.fitting.run_dir import load_run
-
-        pred = predict_subject(load_run(run_dir), subject, image_index=index, batch_size=batch_size, device=device,
-                               progress=progress)
-    else:
-        raise ValueError(f"{run_dir}: unknown run kind {kind!r}")
-    ri, si = align_columns(run_vertex, run_hemi, subject)
+    pred = run.predict_subject(subject, image_index=index, batch_size=batch_size, device=device, progress=progress,
+                               backbone=backbone)
+    ri, si = align_columns(run.vertex, run.hemi, subject)
     nc = subject.extra.get("noise_ceiling")
     if subject.extra.get("ncsnr") is not None and subject.extra.get("n_repeats") is not None:
         # NC depends on the repeats averaged for the images actually scored, not the whole load.
-        from factortopy.evaluation.ceiling import noise_ceiling_fraction
+        from factortopy.data.ceiling import ncsnr_ceiling
 
-        nc = noise_ceiling_fraction(np.asarray(subject.extra["ncsnr"]), np.asarray(subject.extra["n_repeats"])[index])
+        nc = ncsnr_ceiling(np.asarray(subject.extra["ncsnr"]), np.asarray(subject.extra["n_repeats"])[index])
     rois = {k: np.asarray(m)[si] for k, m in (subject.extra.get("rois") or {}).items()}
     hemi = np.asarray(subject.hemi)[si]
     res = evaluate_predictions(pred[:, ri], subject.responses[index][:, si],
@@ -152,9 +118,8 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
                image_ids=np.asarray(subject.image_ids)[index], kind=kind)
     res["text"] = format_table(res["table"])
     if write:
-        from factortopy.fitting.run_dir import write_json
-
-        np.savez(os.path.join(run_dir, f"eval_{split}.npz"),
+        npz_name, json_name = eval_files(split)
+        np.savez(os.path.join(run_dir, npz_name),
                  **{k: res[k] for k in ("vertex", "r", "r2", "score", "image_ids") if k in res},
                  hemi=res["hemi"].astype("<U2"))
         summary = dict(kind=kind, split=split, data=spec, n_images=res["n_images"],
@@ -162,14 +127,13 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
                        table=res["table"])
         if "score" in res:
             summary["score_mean"] = float(np.nanmean(res["score"]))
-        write_json(os.path.join(run_dir, f"eval_{split}.json"), summary)
+        write_json(os.path.join(run_dir, json_name), summary)
     return res
 
 
 def summarize_scores(run_dir: str, rois: dict | None = None, by_hemi: bool = False) -> list[dict]:
     """ROI table of the validation scores the fit saved (scores.npz), without recomputing anything."""
-    path = os.path.join(run_dir, "scores.npz")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found")
-    with np.load(path) as f:
-        return roi_table({"r": f["r"], "r2": f["r2"]}, rois, hemi=f["hemi"] if by_hemi else None)
+    from factortopy.runs import open_run
+
+    f = open_run(run_dir).scores()
+    return roi_table({"r": f["r"], "r2": f["r2"]}, rois, hemi=f["hemi"] if by_hemi else None)

@@ -19,36 +19,23 @@ from pathlib import Path
 
 import torch
 
+from factortopy.backbones.spec import backbone_identity
 from factortopy.features.extract import Features, images_to_tokens, prepare_batch, to_storage
 
-CACHE_FORMAT = 1
-
-
-def weights_fingerprint(backbone) -> str:
-    """The backbone's weights identity; without one (random init, a user's module), a digest of
-    every parameter and buffer, so two different random inits never share a cache."""
-    if backbone.info.weights:
-        return str(backbone.info.weights)
-    h = hashlib.sha256()
-    for name, t in backbone.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                 if t.numel() else b"")
-    return "params:" + h.hexdigest()[:16]
+CACHE_FORMAT = 2  # 2: keyed on the backbone identity (backbones.spec)
 
 
 def cache_key(backbone, image_key: str, grid: int, n_images: int) -> dict:
-    """Everything the cached tokens depend on."""
+    """Everything the cached tokens depend on: the backbone's resolved identity (weights
+    fingerprint, layers, channels, global tokens, input size, mean, std; see
+    :func:`factortopy.backbones.spec.backbone_identity`), the image set's key, grid and count."""
     from factortopy import __version__
+    from factortopy.backbones.spec import RESOLVED_FIELDS
 
-    info = backbone.info
-    return dict(
-        format=CACHE_FORMAT, factortopy=__version__, model=info.name, weights=weights_fingerprint(backbone),
-        layers=list(info.layer_names), channels=[int(c) for c in info.channels],
-        global_kind=list(info.global_kind), input_size=[int(s) for s in info.input_size],
-        mean=[float(m) for m in info.mean], std=[float(s) for s in info.std], grid=int(grid),
-        images=str(image_key), n_images=int(n_images), dtype="float16",
-    )
+    identity = backbone_identity(backbone)
+    return dict(format=CACHE_FORMAT, factortopy=__version__, model=identity["name"],
+                backbone={k: identity[k] for k in RESOLVED_FIELDS}, grid=int(grid), images=str(image_key),
+                n_images=int(n_images), dtype="float16")
 
 
 def _slug(text: str, n: int) -> str:
@@ -69,7 +56,7 @@ def read_cache(path) -> Features:
             raise ValueError(f"feature cache {path} is incomplete (interrupted write)")
         key = json.loads(f.attrs["key"])
         tokens = torch.from_numpy(f["tokens"][...])
-    return Features(tokens, key["layers"], key["channels"], key["grid"])
+    return Features(tokens, key["backbone"]["layer_names"], key["backbone"]["channels"], key["grid"])
 
 
 def _state(path: Path, key_json: str, shape: tuple) -> tuple[str, int]:
@@ -95,8 +82,9 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
                     device: str = "cpu", progress: bool = True) -> Features:
     """Features of ``images`` under ``backbone``, from ``cache_dir`` when cached, else extracted now.
 
-    images: a sequence of (H, W, 3) uint8 arrays. image_key: names the image set (e.g.
-    'nsd-subj01-train'); the caller must change it when the images change (their count is checked).
+    images: a sequence of (H, W, 3) uint8 arrays. image_key: the image set's identity, from
+    :func:`factortopy.data.images.image_set_key` (``subject.image_key``): content and absolute
+    paths, never a name a loader picked.
     Returns :class:`Features` with tokens (n_images, L, grid^2 + 1, C_max) float16 in memory.
     An interrupted extraction resumes where its last completed batch ended.
     """
@@ -113,7 +101,9 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
     shape = (n, len(info.layer_names), grid * grid + 1, max(info.channels))
     state, start = _state(path, key_json, shape)
     if state == "complete":
-        return read_cache(path)
+        features = read_cache(path)
+        features.backbone = backbone_identity(backbone)
+        return features
     os.makedirs(cache_dir, exist_ok=True)
     if state == "rebuild":
         path.unlink()
@@ -143,4 +133,4 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
         f.attrs["complete"] = True
         tokens = torch.from_numpy(ds[...])
     bar.close()
-    return Features(tokens, list(info.layer_names), [int(c) for c in info.channels], grid)
+    return Features(tokens, list(info.layer_names), [int(c) for c in info.channels], grid, backbone_identity(backbone))

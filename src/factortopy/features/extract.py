@@ -18,12 +18,14 @@ class Features:
     layer_names: list[str]
     channels: list[int]
     grid: int
+    #: identity of the backbone that made them (factortopy.backbones.spec.backbone_identity)
+    backbone: dict | None = None
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
 
     def subset(self, index) -> "Features":
-        return Features(self.tokens[torch.as_tensor(index)], self.layer_names, self.channels, self.grid)
+        return Features(self.tokens[torch.as_tensor(index)], self.layer_names, self.channels, self.grid, self.backbone)
 
 
 class IndexedImages:
@@ -110,4 +112,6 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
         out[start:stop] = to_storage(tokens, dtype)
         bar.update(stop - start)
     bar.close()
-    return Features(out, list(info.layer_names), list(info.channels), grid)
+    from factortopy.backbones.spec import backbone_identity
+
+    return Features(out, list(info.layer_names), list(info.channels), grid, backbone_identity(backbone))

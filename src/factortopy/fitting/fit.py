@@ -5,21 +5,16 @@ import hashlib
 import json
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
 from factortopy import __version__
-from factortopy.features.cache import weights_fingerprint
 from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
-from factortopy.fitting.run_dir import save_model, selector_arrays, write_json
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
-from factortopy.fitting.split import train_val_split
-
-CHECKPOINT_FILE = "checkpoint.pt"
+from factortopy.data.split import train_val_split
 
 
 @dataclass
@@ -69,12 +64,6 @@ class FitResult:
     run_dir: str | None = None
 
 
-def _seed_everything(seed: int) -> torch.Generator:
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
 def all_reduce_gradients(model) -> None:
     """Sum every gradient over processes in one flat all-reduce (data parallel, exact)."""
     grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -93,8 +82,10 @@ def _data_digest(responses: np.ndarray, coords) -> str:
     return h.hexdigest()[:16]
 
 
-def _token_rms(tokens: torch.Tensor, channels: list[int]) -> torch.Tensor:
-    """(L,) RMS of each layer's real (unpadded) channels over the given images."""
+def token_rms(tokens: torch.Tensor, channels: list[int]) -> torch.Tensor:
+    """(L,) RMS of each layer's real (unpadded) channels over the given tokens (images, L, T, C).
+    ``1 / token_rms`` is the model's fixed per-layer ``token_scale`` (shared with the planted
+    generator, so a planted truth and a fit scale tokens the same way)."""
     sample = tokens.float()
     return torch.stack([sample[:, l, :, :c].pow(2).mean().sqrt().clamp_min(1e-6) for l, c in enumerate(channels)])
 
@@ -108,132 +99,126 @@ def _evaluate(model, tokens, targets, batch_size, device):
     return pearson_r(pred, target).cpu().numpy(), r2_score(pred, target).cpu().numpy()
 
 
-def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, pretrained: bool = False,
-        img_size: int | None = None, out: str | None = None, config: FitConfig | None = None,
-        features=None, cache_dir: str | None = None, progress: bool = True, data_spec: str | None = None,
-        resume: bool = True, **overrides) -> FitResult:
-    """Fit a FactorTopy encoder of ``subject`` (a :class:`factortopy.data.subject.Subject`).
+# ---- stage 1: features ---------------------------------------------------------------------------
+def prepare_features(subject, backbone, features, cache_dir, cfg: FitConfig, progress: bool):
+    """(Features of the subject's images, the backbone's identity).
 
-    backbone: a name for :func:`factortopy.backbones.load_backbone` or a Backbone instance.
-    features: precomputed :class:`~factortopy.features.extract.Features` of the subject's images
-    (skips extraction). cache_dir: reuse/write the on-disk feature cache. out: a RUN_DIR to write
-    (docs/run-dir.md); an interrupted fit with the same settings resumes from its last epoch.
-    Other keyword arguments override :class:`FitConfig` fields (e.g. ``epochs=20``).
+    backbone: a BackboneSpec / name / dict (built here), a Backbone, or None when ``features`` are
+    given (they carry the identity of the backbone that made them; a given backbone must match).
+    Under torchrun, rank 0 fills the cache first; the others then read it.
     """
-    from tqdm.auto import tqdm
+    from factortopy.backbones.spec import as_spec, backbone_identity, check_identity
 
+    rank, world = rank_world()
+    if features is not None:
+        identity = getattr(features, "backbone", None)
+        if backbone is not None and not isinstance(backbone, (str, dict)) and hasattr(backbone, "info"):
+            identity = check_identity(identity, backbone, "the given features") if identity else \
+                backbone_identity(backbone)
+        elif backbone is not None:
+            spec = as_spec(backbone)
+            if identity is None or identity.get("spec") != spec.to_dict():
+                raise ValueError("the given features were not made by the given backbone spec: pass the "
+                                 "backbone that made them, or no backbone")
+        if identity is None:
+            raise ValueError("the given features carry no backbone identity (extract them with "
+                             "factortopy.features.extract.extract_features), or pass the Backbone that made them")
+        return features, identity
+    bb = backbone if hasattr(backbone, "info") else as_spec(backbone).build()
+    if cache_dir:
+        from factortopy.features.cache import load_or_extract
+
+        if world > 1 and rank != 0:
+            torch.distributed.barrier()
+        features = load_or_extract(bb, subject.images, cache_dir, image_key=subject.image_key, grid=cfg.grid,
+                                   batch_size=cfg.feature_batch_size, device=cfg.device, progress=progress)
+        if world > 1 and rank == 0:
+            torch.distributed.barrier()
+    else:
+        from factortopy.features.extract import extract_features
+
+        features = extract_features(bb, subject.images, grid=cfg.grid, batch_size=cfg.feature_batch_size,
+                                    device=cfg.device, progress=progress)
+    return features, features.backbone
+
+
+# ---- stage 2: the model --------------------------------------------------------------------------
+def init_model(coords, features, train_idx, cfg: FitConfig):
+    """A FactorTopy for these features, initialised under ``cfg.seed`` (the global RNG is left as it
+    was), with its per-layer token_scale fixed from the training images' token RMS."""
     from factortopy.model.factortopy import FactorTopy
 
-    cfg = config or FitConfig()
-    cfg = FitConfig(**{**asdict(cfg), **overrides})
-    device = cfg.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
-    t0 = time.time()
-    gen = _seed_everything(cfg.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what ran before
+        model = FactorTopy(coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
+                           layer_names=features.layer_names)
+    with torch.no_grad():
+        model.token_scale.copy_(1.0 / token_rms(features.tokens[torch.as_tensor(train_idx[:512])], features.channels))
+    return model
+
+
+# ---- stage 3: training ---------------------------------------------------------------------------
+def _load_checkpoint(path: str, device: str) -> dict:
+    """A checkpoint read without unpickling code (``weights_only``): tensors and plain types only."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} cannot be read as a factortopy checkpoint ({type(err).__name__}: "
+                         f"{str(err)[:200]}): remove it to start the fit afresh, or fit with overwrite "
+                         "(--overwrite)") from None
+
+
+def _resume_state(ckpt_path, resume_key: str, model, optimizer, gen, device) -> dict | None:
+    """The saved loop state of an interrupted fit with identical settings, loaded into model,
+    optimizer and generator; None when there is none. Other settings are refused, never discarded."""
+    if not (ckpt_path and os.path.isfile(ckpt_path)):
+        return None
+    ckpt = _load_checkpoint(ckpt_path, device)
+    if ckpt.get("resume_key") != resume_key:
+        raise ValueError(f"{ckpt_path} belongs to an interrupted fit with other settings (backbone, data, "
+                         "split or fit options differ): rerun it with the same settings to resume, choose "
+                         "another --out, or pass --overwrite to discard it")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    gen.set_state(ckpt["generator"])
+    return ckpt
+
+
+def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int, ckpt_path=None,
+          resume_key: str = "", progress: bool = True):
+    """The epoch loop: AdamW on smooth L1 + the fading regulariser, validation r after each epoch,
+    checkpoints for resuming, early stopping. Returns (history, best) with ``best`` holding the
+    best epoch's ``state``; the model is left at its last epoch's weights."""
+    from tqdm.auto import tqdm
+
     rank, world = rank_world()
-    main_process = rank == 0  # one process reports and writes; every process resumes
-    progress = progress and main_process
-
-    # ---- features: once per image, reused by every epoch
-    if isinstance(backbone, str):  # built even with given features: the config needs its metadata
-        from factortopy.backbones import load_backbone
-
-        bb = load_backbone(backbone, layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
-    else:
-        bb = backbone
-    info = bb.info
-    if features is None:
-        if cache_dir:
-            from factortopy.features.cache import load_or_extract
-
-            # Under torchrun, rank 0 fills the cache first; the others then read it.
-            if world > 1 and rank != 0:
-                torch.distributed.barrier()
-            features = load_or_extract(bb, subject.images, cache_dir, image_key=subject.image_key, grid=cfg.grid,
-                                       batch_size=cfg.feature_batch_size, device=device, progress=progress)
-            if world > 1 and rank == 0:
-                torch.distributed.barrier()
-        else:
-            from factortopy.features.extract import extract_features
-
-            features = extract_features(bb, subject.images, grid=cfg.grid, batch_size=cfg.feature_batch_size,
-                                        device=device, progress=progress)
-    t_features = time.time() - t0
-    if len(features) != subject.n_images:
-        raise ValueError(f"features hold {len(features)} images but the subject has {subject.n_images}")
-
-    # ---- split and response normalisation (train statistics only)
-    train_idx, val_idx = train_val_split(subject.n_images, cfg.val_fraction, cfg.seed)
-    responses = np.asarray(subject.responses, dtype=np.float32)
-    mean = responses[train_idx].mean(0)
-    std = responses[train_idx].std(0)
-    std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
-    y = torch.from_numpy((responses - mean) / std)
-    tokens = place_tokens(features.tokens, device)  # on the GPU when they fit, else pinned host memory
+    device = cfg.device
+    gen = torch.Generator().manual_seed(cfg.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    tokens = place_tokens(tokens, device)  # on the GPU when they fit, else pinned host memory
     y_dev = y.to(device)
     train_t = torch.as_tensor(train_idx, device=tokens.device)
     val_tokens, val_y = tokens[torch.as_tensor(val_idx, device=tokens.device)], y[val_idx]  # selected once
-
-    torch.manual_seed(cfg.seed)  # the init must not depend on what ran before (backbone init, extraction)
-    model = FactorTopy(subject.coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
-                       layer_names=features.layer_names)
-    with torch.no_grad():
-        model.token_scale.copy_(1.0 / _token_rms(features.tokens[torch.as_tensor(train_idx[:512])], features.channels))
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.batch_size == "auto":  # chosen by memory: the largest power of two that fits
-        free = free_device_bytes(device)
-        cfg.batch_size = CPU_BATCH_SIZE if free is None else auto_batch_size(
-            model.n_vertices, model.n_layers, cfg.grid, cfg.dim, max(features.channels), free, len(train_idx))
-    steps_per_epoch = int(np.ceil(len(train_idx) / cfg.batch_size))
+    steps_per_epoch = int(np.ceil(len(train_idx) / batch_size))
     total_steps = steps_per_epoch * cfg.epochs
-
-    run_config = dict(
-        factortopy_version=__version__,
-        kind="factortopy",
-        data=data_spec,
-        subject=subject.name,
-        data_digest=_data_digest(responses, subject.coords),  # a resume never continues on other data
-        backbone=dict(name=info.name, layers=list(info.layer_names), weights=weights_fingerprint(bb),
-                      weights_file=os.path.abspath(weights) if weights else None, pretrained=pretrained,
-                      img_size=img_size, input_size=list(info.input_size), channels=list(info.channels)),
-        model=model.config(),
-        fit=asdict(cfg),
-        split=dict(seed=cfg.seed, val_fraction=cfg.val_fraction, n_train=len(train_idx), n_val=len(val_idx),
-                   val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist()),
-    )
-
-    # ---- resume an interrupted fit with identical settings
     start_epoch, step, history = 0, 0, []
     best = dict(r=-np.inf, state=None, epoch=-1)
-    ckpt_path = os.path.join(out, CHECKPOINT_FILE) if out else None
-    if out and main_process:
-        os.makedirs(out, exist_ok=True)
-    if resume and ckpt_path and os.path.isfile(ckpt_path):
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if ckpt["run_config"] == json.loads(json.dumps(run_config, default=str)):
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-            start_epoch, step, history, best = ckpt["epoch"], ckpt["step"], ckpt["history"], ckpt["best"]
-            gen.set_state(ckpt["generator"])
-            if progress:
-                print(f"resuming from epoch {start_epoch} ({ckpt_path})")
-        else:
-            warnings.warn(f"{ckpt_path} was written by a fit with other settings: starting afresh "
-                          "(it will be overwritten)", stacklevel=2)
-
+    ckpt = _resume_state(ckpt_path, resume_key, model, optimizer, gen, device)
+    if ckpt is not None:
+        start_epoch, step, history, best = ckpt["epoch"], ckpt["step"], ckpt["history"], ckpt["best"]
+        if progress:
+            print(f"resuming from epoch {start_epoch} ({ckpt_path})")
     amp = cfg.amp and device.startswith("cuda")
     bad_epochs = 0 if not history else len(history) - 1 - best["epoch"]
     bar = tqdm(total=total_steps, initial=step, desc="fit", unit="step", disable=not progress)
-    t_train = time.time()
+    t0 = time.time()
     try:
         for epoch in range(start_epoch, cfg.epochs):
             model.train()
             order = train_t[torch.randperm(len(train_idx), generator=gen).to(train_t.device)]
             losses = []
             for b in range(steps_per_epoch):
-                idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                idx = order[b * batch_size:(b + 1) * batch_size]
                 n_global = idx.numel() * model.n_vertices
                 idx = idx[rank::world]  # this process's share of the global batch
                 batch = tokens[idx].to(device, non_blocking=True)
@@ -266,42 +251,141 @@ def fit(subject, backbone="resnet18", layers=None, weights: str | None = None, p
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-            if ckpt_path and main_process:
-                torch.save(dict(run_config=json.loads(json.dumps(run_config, default=str)), model=model.state_dict(),
-                                optimizer=optimizer.state_dict(), epoch=epoch + 1, step=step, history=history,
-                                best=best, generator=gen.get_state()), ckpt_path + ".tmp")
+            if ckpt_path and rank == 0:
+                torch.save(dict(resume_key=resume_key, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                                epoch=epoch + 1, step=step, history=history, best=best, generator=gen.get_state(),
+                                batch_size=batch_size), ckpt_path + ".tmp")
                 os.replace(ckpt_path + ".tmp", ckpt_path)
             if cfg.patience is not None and bad_epochs >= cfg.patience:
                 break
     finally:
         bar.close()
-    train_seconds = time.time() - t_train
+    return history, best, step
 
-    # ---- best weights, final scores
-    if best["state"] is not None:
-        model.load_state_dict(best["state"])
-    model.eval()
-    val_r, val_r2 = _evaluate(model, val_tokens, val_y, cfg.eval_batch_size, device)
-    model = model.cpu()
-    metrics = dict(
-        val_pearson_mean=float(val_r.mean()), val_pearson_median=float(np.median(val_r)),
-        val_r2_mean=float(val_r2.mean()), n_train=int(len(train_idx)), n_val=int(len(val_idx)),
-        n_vertices=int(subject.n_vertices), epochs=len(history), best_epoch=best["epoch"] + 1,
-        steps=step, seconds=time.time() - t0, feature_seconds=t_features, train_seconds=train_seconds,
-    )
-    result = FitResult(model=model, config=run_config, metrics=metrics, selectors={}, val_r=val_r, val_r2=val_r2,
-                       train_index=train_idx, val_index=val_idx, history=history, run_dir=out)
-    result.selectors = selector_arrays(model, subject.vertex, subject.hemi)
+
+def resolve_batch_size(cfg: FitConfig, model, n_train: int, c_max: int, ckpt_path=None) -> int:
+    """``cfg.batch_size``, or for 'auto' the largest power of two that fits in the device's free
+    memory. A resumed fit keeps the size it started with (read from its checkpoint), so 'auto'
+    stays out of the resume key and a resume on another GPU continues."""
+    if cfg.batch_size != "auto":
+        return int(cfg.batch_size)
+    if ckpt_path and os.path.isfile(ckpt_path):
+        saved = _load_checkpoint(ckpt_path, "cpu").get("batch_size")
+        if saved:
+            return int(saved)
+    free = free_device_bytes(cfg.device)
+    if free is None:
+        return CPU_BATCH_SIZE
+    return auto_batch_size(model.n_vertices, model.n_layers, cfg.grid, cfg.dim, c_max, free, n_train)
+
+
+# ---- the orchestrator ----------------------------------------------------------------------------
+def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrained: bool | None = None,
+        img_size: int | None = None, out: str | None = None, config: FitConfig | None = None,
+        features=None, cache_dir: str | None = None, progress: bool = True, data_spec: str | None = None,
+        resume: bool = True, overwrite: bool = False, random_init: bool = False, **overrides) -> FitResult:
+    """Fit a FactorTopy encoder of ``subject`` (a :class:`factortopy.data.subject.Subject`).
+
+    backbone: a :class:`~factortopy.backbones.spec.BackboneSpec`, a name (with ``layers``,
+    ``weights``, ``pretrained``, ``img_size``, ``random_init`` as its spec fields), or a Backbone.
+    A name means its pretrained weights unless ``weights`` or ``random_init=True`` says otherwise.
+    features: precomputed :class:`~factortopy.features.extract.Features` of the subject's images
+    (skips extraction; no backbone needed). cache_dir: reuse/write the on-disk feature cache.
+    out: a RUN_DIR to write (docs/run-dir.md); an interrupted fit with the same settings resumes
+    from its last epoch; a finished run is refused unless ``overwrite=True``.
+    Other keyword arguments override :class:`FitConfig` fields (e.g. ``epochs=20``).
+    """
+    from factortopy.model.selectors import selector_arrays
+    from factortopy.runs import CHECKPOINT
+
+    cfg = FitConfig(**{**asdict(config or FitConfig()), **overrides})
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
+    if isinstance(backbone, str) or backbone is None and features is None:
+        if backbone is None:
+            raise ValueError("fit needs a backbone (a name, a BackboneSpec or a Backbone) or features")
+        from factortopy.backbones.spec import as_spec
+
+        given = dict(layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
+        backbone = as_spec(backbone, **{k: v for k, v in given.items() if v is not None},
+                           **({"random_init": True} if random_init else {}))
+    t0 = time.time()
+    rank, _ = rank_world()
+    main_process = rank == 0  # one process reports and writes; every process resumes
+    progress = progress and main_process
+    lock, state = None, None
     if out and main_process:
-        save_model(os.path.join(out, "model.safetensors"), model)
-        write_json(os.path.join(out, "config.json"), run_config)
-        np.savez(os.path.join(out, "response_stats.npz"), mean=mean, std=std)
-        np.savez(os.path.join(out, "selectors.npz"), **result.selectors)
-        np.savez(os.path.join(out, "scores.npz"), vertex=subject.vertex, hemi=np.asarray(subject.hemi).astype("<U2"),
-                 r=val_r, r2=val_r2)
-        write_json(os.path.join(out, "metrics.json"), metrics)
-        with open(os.path.join(out, "train_log.jsonl"), "w") as f:
-            f.writelines(json.dumps(h) + "\n" for h in history)
-        if ckpt_path and os.path.isfile(ckpt_path):
-            os.remove(ckpt_path)  # finished: the run directory is the result
-    return result
+        from factortopy.runs.directory import claim_run_dir
+
+        state, lock = claim_run_dir(out, overwrite=overwrite, resume=resume)
+    try:
+        features, identity = prepare_features(subject, backbone, features, cache_dir, cfg, progress)
+        t_features = time.time() - t0
+        if len(features) != subject.n_images:
+            raise ValueError(f"features hold {len(features)} images but the subject has {subject.n_images}")
+
+        # split and response normalisation (training statistics only)
+        train_idx, val_idx = train_val_split(subject.n_images, cfg.val_fraction, cfg.seed)
+        responses = np.asarray(subject.responses, dtype=np.float32)
+        mean = responses[train_idx].mean(0)
+        std = responses[train_idx].std(0)
+        std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        y = torch.from_numpy((responses - mean) / std)
+
+        model = init_model(subject.coords, features, train_idx, cfg).to(cfg.device)
+        ckpt_path = os.path.join(out, CHECKPOINT) if out else None
+        batch_size = resolve_batch_size(cfg, model, len(train_idx), max(features.channels),
+                                        ckpt_path if resume else None)
+        run_config = dict(
+            factortopy_version=__version__,
+            kind="factortopy",
+            data=data_spec,
+            subject=subject.name,
+            data_digest=_data_digest(responses, subject.coords),  # a resume never continues on other data
+            vertex_set=subject.extra.get("vertex_set"),
+            backbone=identity,
+            model=model.config(),
+            fit=asdict(cfg),
+            split=dict(seed=cfg.seed, val_fraction=cfg.val_fraction, n_train=len(train_idx), n_val=len(val_idx),
+                       val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist()),
+        )
+        resume_key = hashlib.sha256(json.dumps(run_config, sort_keys=True, default=str).encode()).hexdigest()
+        history, best, step = train(model, features.tokens, y, train_idx, val_idx, cfg, batch_size,
+                                    ckpt_path=ckpt_path if main_process else None,
+                                    resume_key=resume_key, progress=progress)
+        train_seconds = time.time() - t0 - t_features
+
+        # best weights, final scores
+        if best["state"] is not None:
+            model.load_state_dict(best["state"])
+        model.eval()
+        val_r, val_r2 = _evaluate(model, features.tokens[torch.as_tensor(val_idx)], y[val_idx],
+                                  cfg.eval_batch_size, cfg.device)
+        model = model.cpu()
+        metrics = dict(
+            val_pearson_mean=float(val_r.mean()), val_pearson_median=float(np.median(val_r)),
+            val_r2_mean=float(val_r2.mean()), n_train=int(len(train_idx)), n_val=int(len(val_idx)),
+            n_vertices=int(subject.n_vertices), epochs=len(history), best_epoch=best["epoch"] + 1,
+            steps=step, batch_size=batch_size, seconds=time.time() - t0, feature_seconds=t_features,
+            train_seconds=train_seconds,
+        )
+        result = FitResult(model=model, config=run_config, metrics=metrics, selectors={}, val_r=val_r, val_r2=val_r2,
+                           train_index=train_idx, val_index=val_idx, history=history, run_dir=out)
+        result.selectors = selector_arrays(model, subject.vertex, subject.hemi)
+        if out and main_process:
+            from factortopy.fitting.run import write_factortopy_run
+
+            write_factortopy_run(out, model, run_config, metrics, result.selectors, mean, std, subject.vertex,
+                                 subject.hemi, val_r, val_r2, history)
+            if os.path.isfile(ckpt_path):
+                os.remove(ckpt_path)  # finished: the run directory is the result
+        return result
+    except BaseException:
+        if lock is not None and state == "new":
+            from factortopy.runs.directory import discard_unstarted
+
+            discard_unstarted(out)  # a fit that failed before its first checkpoint leaves nothing behind
+        raise
+    finally:
+        if lock is not None:
+            lock.release()

@@ -1,23 +1,42 @@
 """The FactorTopy encoding model (method.md): factorised, topographic selectors + per-vertex readout."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
-from factortopy.model.encoding import PositionalEncoding, normalised_entropy, selector_mlp
+from factortopy.model.encoding import PositionalEncoding, encoding_scheme, normalised_entropy, selector_mlp
 from factortopy.model.kernel import selection_kernel
+from factortopy.model.selectors import SELECTORS, Selectors
+
+__all__ = ["FactorTopy", "READOUT_INITS", "Selectors", "stack_tokens"]
 
 
-@dataclass
-class Selectors:
-    """Per-vertex selections. space (N, 2) in (-1, 1) (grid_sample convention), layer_probs (N, L)
-    summing to 1, scale (N, 1) in (0, 1) (0 = local token, 1 = global token)."""
+def _normal_readout(weight: torch.Tensor, bias: torch.Tensor) -> None:
+    # Unit-variance weights: predictions start at the scale of the aligned features; bias zero
+    # (responses are z-scored).
+    weight.normal_()
+    bias.zero_()
 
-    space: torch.Tensor
-    layer_probs: torch.Tensor
-    scale: torch.Tensor
+
+def _uniform_readout(weight: torch.Tensor, bias: torch.Tensor) -> None:
+    bound = 1.0 / weight.shape[1] ** 0.5  # nn.Linear(D, 1)'s default, per vertex
+    weight.uniform_(-bound, bound)
+    bias.uniform_(-bound, bound)
+
+
+# readout_init setting -> in-place init of (readout_weight (N, D), readout_bias (N,)).
+READOUT_INITS: dict[str, Callable[[torch.Tensor, torch.Tensor], None]] = {
+    "normal": _normal_readout,  # ours
+    "uniform": _uniform_readout,  # the reference code's (nn.Linear): U(-1/sqrt(D), 1/sqrt(D)), bias too
+}
+
+
+def _full_precision(device: torch.device):
+    """A region where autocast is off: the small, position-critical computations stay in the
+    parameters' dtype (float32) while the big GEMM outside runs in the autocast dtype."""
+    return torch.autocast(device.type, enabled=False)
 
 
 def stack_tokens(local: list[torch.Tensor], global_: list[torch.Tensor]) -> torch.Tensor:
@@ -59,6 +78,17 @@ class FactorTopy(nn.Module):
     dim : D, width of the aligned channel space (reference 128).
     grid : side of the common token grid (reference 8, i.e. 8 x 8).
     hidden : width of the selector MLPs (reference 128).
+    layer_names : L names (default ``layer0`` ...).
+    readout_init : ``"normal"`` (ours: standard normal weights, zero bias) or ``"uniform"`` (the
+        reference code: weights and bias U(-1/sqrt(D), 1/sqrt(D)), like nn.Linear).
+    token_scale : True (ours): :meth:`calibrate_token_scale` sets a fixed per-layer input scale of
+        1 / RMS; False (reference): no scale (the ``token_scale`` buffer stays all ones).
+    positional_encoding : ``"ours"`` or ``"reference"`` (see :mod:`factortopy.model.encoding`).
+
+    Precision: under autocast the positional encoding, the selector MLPs and the selection kernel
+    are computed in the parameters' dtype (float32); only the channel projections and the big
+    kernel GEMM run in the autocast dtype. In bf16 the sampling position would be off by up to
+    ~0.02 of a grid cell and the sampled values by ~2 %.
 
     Forward: ``model(local, global_)`` with lists of (B, C_l, grid, grid) and (B, C_l), or
     ``model.forward_tokens(tokens)`` with the stacked (B, L, grid^2 + 1, C_max) tensor of
@@ -66,8 +96,16 @@ class FactorTopy(nn.Module):
     """
 
     def __init__(self, coords, layer_channels, dim: int = 128, grid: int = 8, hidden: int = 128,
-                 layer_names=None):
+                 layer_names=None, readout_init: str = "normal", token_scale: bool = True,
+                 positional_encoding: str = "ours"):
         super().__init__()
+        if readout_init not in READOUT_INITS:
+            raise ValueError(f"unknown readout_init {readout_init!r}; choose one of {sorted(READOUT_INITS)}")
+        if not isinstance(token_scale, bool):
+            raise ValueError(f"token_scale must be True or False, got {token_scale!r}")
+        encoding_scheme(positional_encoding)  # a clear error for an unknown name
+        self.readout_init, self.token_scale_enabled = readout_init, token_scale
+        self.positional_encoding = positional_encoding
         coords = torch.as_tensor(coords, dtype=torch.float32)
         layer_channels = [int(c) for c in layer_channels]
         if not layer_channels or min(layer_channels) < 1:
@@ -79,7 +117,7 @@ class FactorTopy(nn.Module):
         self.dim, self.grid, self.hidden = int(dim), int(grid), int(hidden)
         L, c_max, N = len(layer_channels), max(layer_channels), coords.shape[0]
 
-        self.encoding = PositionalEncoding(coords)
+        self.encoding = PositionalEncoding(coords, scheme=positional_encoding)
         self.register_buffer("coords", coords)
         # Saved so that a checkpoint can be checked against the config it is loaded with.
         self.register_buffer("layer_widths", torch.tensor(layer_channels, dtype=torch.int64))
@@ -93,19 +131,19 @@ class FactorTopy(nn.Module):
             global_w[l, :c].uniform_(-bound[l], bound[l])
         self.local_proj = nn.Parameter(local_w)
         self.global_proj = nn.Parameter(global_w)
-        # A fixed per-layer input scale (1 by default; fit() sets 1 / RMS of each layer's training
-        # tokens). Only a reparametrisation of the bias-free projections: it balances layers whose
-        # activations differ by orders of magnitude so that one learning rate suits them all.
+        # A fixed per-layer input scale (ones until calibrate_token_scale sets 1 / RMS of each
+        # layer's training tokens). Only a reparametrisation of the bias-free projections: it
+        # balances layers whose activations differ by orders of magnitude so that one learning
+        # rate suits them all. Always present (ones with token_scale=False): uniform state dicts.
         self.register_buffer("token_scale", torch.ones(L))
 
         f = self.encoding.out_features
-        self.space_mlp = selector_mlp(f, 2, hidden)
-        self.layer_mlp = selector_mlp(f, L, hidden)
-        self.scale_mlp = selector_mlp(f, 1, hidden)
-        # Per-vertex readout; unit-variance weights so that predictions start at the scale of the
-        # aligned features, bias zero (responses are z-scored).
-        self.readout_weight = nn.Parameter(torch.randn(N, self.dim))
-        self.readout_bias = nn.Parameter(torch.zeros(N))
+        for spec in SELECTORS:  # in table order: it fixes the random init
+            self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
+        self.readout_weight = nn.Parameter(torch.empty(N, self.dim))
+        self.readout_bias = nn.Parameter(torch.empty(N))
+        with torch.no_grad():
+            READOUT_INITS[readout_init](self.readout_weight, self.readout_bias)
 
     # ------------------------------------------------------------------ config
     @property
@@ -119,7 +157,25 @@ class FactorTopy(nn.Module):
     def config(self) -> dict:
         """Constructor arguments other than the coordinates (which live in the state dict)."""
         return dict(layer_channels=self.layer_channels, dim=self.dim, grid=self.grid,
-                    hidden=self.hidden, layer_names=self.layer_names, n_vertices=self.n_vertices)
+                    hidden=self.hidden, layer_names=self.layer_names, readout_init=self.readout_init,
+                    token_scale=self.token_scale_enabled, positional_encoding=self.positional_encoding,
+                    n_vertices=self.n_vertices)
+
+    @torch.no_grad()
+    def calibrate_token_scale(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Set the per-layer input scale from sample tokens (n, L, grid^2 + 1, C_max) (stacked as
+        :func:`stack_tokens`): 1 / RMS of each layer's real (unpadded) channels over all tokens,
+        or all ones when the model was built with ``token_scale=False``. Returns the (L,) scale."""
+        if tokens.ndim != 4 or tokens.shape[1] != self.n_layers:
+            raise ValueError(f"tokens have shape {tuple(tokens.shape)}, expected (n, {self.n_layers}, T, C_max)")
+        if self.token_scale_enabled:
+            sample = tokens.float()
+            rms = torch.stack([sample[:, l, :, :c].pow(2).mean().sqrt().clamp_min(1e-6)
+                               for l, c in enumerate(self.layer_channels)])
+            self.token_scale.copy_(1.0 / rms)
+        else:
+            self.token_scale.fill_(1.0)
+        return self.token_scale
 
     @classmethod
     def from_state_dict(cls, state: dict, config: dict) -> "FactorTopy":
@@ -141,17 +197,30 @@ class FactorTopy(nn.Module):
             raise ValueError(f"checkpoint does not match the config: {err}") from None
         if missing or unexpected:
             raise ValueError(f"checkpoint does not match the config: missing {missing}, unexpected {unexpected}")
+        expected = encoding_scheme(model.positional_encoding).frequencies(model.encoding.frequencies.numel())
+        if not torch.allclose(model.encoding.frequencies.double(), expected, rtol=1e-6, atol=0):
+            raise ValueError("checkpoint does not match the config: its positional-encoding frequencies are not "
+                             f"those of positional_encoding={model.positional_encoding!r}; fix the config's "
+                             "positional_encoding")
+        if not model.token_scale_enabled and not torch.all(model.token_scale == 1):
+            raise ValueError("checkpoint does not match the config: token_scale=False but the checkpoint's "
+                             f"token_scale is {model.token_scale.tolist()}, not all ones; fix the config's token_scale")
         return model
 
     # ------------------------------------------------------------------ selectors
-    def selectors(self, index: torch.Tensor | None = None) -> Selectors:
-        """Selectors of all vertices, or of ``index`` (a LongTensor of vertex rows)."""
+    def selectors(self, index: torch.Tensor | None = None, encoding: torch.Tensor | None = None) -> Selectors:
+        """Selectors of all vertices, or of ``index`` (a LongTensor of vertex rows); one field per
+        row of :data:`factortopy.model.selectors.SELECTORS`. ``encoding``: the positional encoding
+        of those vertices (N, 192) if already computed (it depends on buffers only). Computed in
+        the parameters' dtype even inside an autocast region."""
         coords = self.coords if index is None else self.coords[index]
-        e = self.encoding(coords)
-        space = torch.tanh(self.space_mlp(e))
-        layer_probs = torch.softmax(self.layer_mlp(e), dim=-1)
-        scale = torch.sigmoid(self.scale_mlp(e))
-        return Selectors(space, layer_probs, scale)
+        with _full_precision(coords.device):
+            e = self.encoding(coords) if encoding is None else encoding
+            out = {}
+            for spec in SELECTORS:
+                mlp = getattr(self, spec.module)
+                out[spec.field] = spec.activation(mlp(e.to(mlp[0].weight.dtype)))
+        return Selectors(**out)
 
     def regularizer(self, selectors: Selectors | None = None) -> torch.Tensor:
         """(sum_l p log p) / log L averaged over vertices + mean (s - 0.5)^2.
@@ -166,7 +235,11 @@ class FactorTopy(nn.Module):
     def kernel(self, selectors: Selectors | None = None) -> torch.Tensor:
         """The per-vertex selection kernel (N, L, grid^2 + 1); see :mod:`factortopy.model.kernel`."""
         sel = self.selectors() if selectors is None else selectors
-        return selection_kernel(sel.space, sel.layer_probs, sel.scale, self.grid, self.grid)
+        # Never below float32: a bf16 position is off by up to ~0.02 of a cell.
+        dtype = torch.promote_types(self.local_proj.dtype, torch.float32)
+        with _full_precision(sel.space.device):
+            return selection_kernel(sel.space.to(dtype), sel.layer_probs.to(dtype), sel.scale.to(dtype),
+                                    self.grid, self.grid)
 
     # ------------------------------------------------------------------ forward
     def project(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -190,10 +263,11 @@ class FactorTopy(nn.Module):
         """Stacked tokens (B, L, grid^2 + 1, C_max) -> predictions (B, N) (or (B, len(index)))."""
         if selectors is None:
             selectors = self.selectors(index)
-        K = selection_kernel(selectors.space, selectors.layer_probs, selectors.scale, self.grid, self.grid)
-        X = self.project(tokens)  # (B, L, T, D)
+        K = self.kernel(selectors)  # (N, L, T) float32
+        X = self.project(tokens)  # (B, L, T, D), in the autocast dtype under autocast
         B = X.shape[0]
-        # v = K X: one GEMM over all (layer, token) pairs; then the per-vertex readout (mean over D).
+        # v = K X: one GEMM over all (layer, token) pairs (the only place K meets the autocast
+        # dtype); then the per-vertex readout (mean over D).
         V = torch.matmul(K.reshape(K.shape[0], -1).to(X.dtype), X.reshape(B, -1, self.dim))  # (B, N, D)
         w = self.readout_weight if index is None else self.readout_weight[index]
         b = self.readout_bias if index is None else self.readout_bias[index]

@@ -8,6 +8,9 @@ this package is cheap: matplotlib and nilearn load on first use.
     maps = viz.load_maps("runs/clip_subj01")
     fig = viz.layer_map(maps["vertex"], maps["hemi"], maps["layer_probs"], maps["layer_names"])
     fig.savefig("layers.png")
+
+In a notebook, every plotting function also draws into your own Axes (``ax=`` for one panel,
+``axes=`` for several) and returns the figure.
 """
 from __future__ import annotations
 
@@ -36,9 +39,13 @@ _LAZY = {
     "plot_layer_profiles": "factortopy.viz.profiles",
     # interactive
     "interactive_html": "factortopy.viz.interactive",
+    # map kinds (the names paint / run_grid / the CLI accept)
+    "MAP_KINDS": "factortopy.viz.kinds",
+    "MapKind": "factortopy.viz.kinds",
+    "register_map_kind": "factortopy.viz.kinds",
     # meshes and views
-    "fsaverage5": "factortopy.viz.mesh",
-    "load_freesurfer_mesh": "factortopy.viz.mesh",
+    "fsaverage5": "factortopy.surface",
+    "load_freesurfer_mesh": "factortopy.surface",
     "VIEWS": "factortopy.viz.render",
 }
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from factortopy.viz import colors as C
-from factortopy.viz.mesh import HEMIS, Mesh, fsaverage5, to_mesh_index
+from factortopy.surface import HEMIS, Mesh, fsaverage5, to_mesh_index
 
 DEFAULT_VIEWS = ("lateral", "medial", "ventral", "posterior")
 
@@ -54,6 +54,8 @@ class Painting:
     name: str = ""
     mode: str = "mean"
     legend: Callable | None = None
+    #: the data behind the colours (``layer_probs``, ``layer_names``, ``space_xy``, ``scale``, ``values``,
+    #: ``labels``), for hover text and tests
     info: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -150,14 +152,14 @@ def layer_painting(vertex, hemi, layer_probs, layer_names=None) -> Painting:
     if layer_names is not None and len(layer_names) != p.shape[1]:
         raise ValueError(f"{len(layer_names)} layer names for {p.shape[1]} layers")
     return Painting(vertex, hemi, C.layer_colors(p), "layer", legend=_layer_legend(layer_names),
-                    info={"layer_names": layer_names})
+                    info={"layer_names": layer_names, "layer_probs": p})
 
 
 def space_painting(vertex, hemi, space_xy) -> Painting:
     """Space map: selected image position (x, y) through the colour wheel."""
     xy = np.asarray(space_xy)
     check_vertices(vertex, hemi, xy.shape[0] if xy.ndim else -1, "space_xy")
-    return Painting(vertex, hemi, C.space_colors(xy), "space", legend=_wheel_legend)
+    return Painting(vertex, hemi, C.space_colors(xy), "space", legend=_wheel_legend, info={"space_xy": xy})
 
 
 def scale_painting(vertex, hemi, scale) -> Painting:
@@ -165,7 +167,7 @@ def scale_painting(vertex, hemi, scale) -> Painting:
     s = np.asarray(scale)
     check_vertices(vertex, hemi, s.shape[0] if s.ndim else -1, "scale")
     legend = _colorbar_legend(C.SCALE_CMAP, 0.0, 1.0, "scale", [0, 0.5, 1], ["local", "", "global"])
-    return Painting(vertex, hemi, C.scale_colors(s), "scale", legend=legend)
+    return Painting(vertex, hemi, C.scale_colors(s), "scale", legend=legend, info={"scale": s})
 
 
 def value_painting(vertex, hemi, values, cmap=None, vmin=None, vmax=None, label: str = "value",
@@ -192,7 +194,8 @@ def value_painting(vertex, hemi, values, cmap=None, vmin=None, vmax=None, label:
     if cmap is None:
         cmap = "RdBu_r" if lo < 0 < hi else "viridis"
     return Painting(vertex, hemi, C.value_colors(vf, cmap, lo, hi), label,
-                    legend=_colorbar_legend(cmap, lo, hi, label), info={"vmin": lo, "vmax": hi, "cmap": cmap})
+                    legend=_colorbar_legend(cmap, lo, hi, label),
+                    info={"vmin": lo, "vmax": hi, "cmap": cmap, "values": vf})
 
 
 def channel_painting(vertex, hemi, readout, n_clusters: int = 20, seed: int = 0, labels=None) -> Painting:
@@ -222,40 +225,32 @@ def mesh_for(view: str, surface: str = "inflated", mesh: Mesh | None = None) -> 
     return mesh if mesh is not None else fsaverage5(surface)
 
 
-def draw_cell(fig, spec, painting: Painting, view: str, hemis="both", surface: str = "inflated",
+def draw_cell(ax, painting: Painting, view: str, hemis="both", surface: str = "inflated",
               mesh: Mesh | None = None, title: str | None = None):
-    """Draw one view of a painting into a gridspec cell (split into one panel per hemisphere where needed)."""
-    from factortopy.viz.render import draw_panel, panels
+    """Draw one view of a painting into ``ax`` (both hemispheres side by side where the view splits them)."""
+    from factortopy.viz.render import draw_view
 
-    pans = panels(view, hemis)
     m = mesh_for(view, surface, mesh)
-    rgba = painting.on_mesh(m)
-    sub = spec.subgridspec(1, len(pans), wspace=0.02)
-    axes = []
-    for i, hemis in enumerate(pans):
-        ax = fig.add_subplot(sub[0, i])
-        draw_panel(ax, m, hemis, view, rgba, mode=painting.mode)
-        axes.append(ax)
+    draw_view(ax, m, hemis, view, painting.on_mesh(m), mode=painting.mode)
     if title:
-        if len(axes) == 1:
-            axes[0].set_title(title, fontsize=9)
-        else:
-            # centred over the cell
-            axes[0].set_title(title, fontsize=9, loc="left")
-    return axes
+        ax.set_title(title, fontsize=9)
+    return ax
 
 
 def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface: str = "inflated",
-                  mesh: Mesh | None = None, title: str | None = None, figsize=None):
+                  mesh: Mesh | None = None, title: str | None = None, figsize=None, ax=None, axes=None,
+                  legend: bool = True):
     """One map in several views: one row per view (both hemispheres), legend on the right.
 
     views: names from :data:`factortopy.viz.render.VIEWS` (a single name is accepted).
     hemis: hemispheres shown, 'lh', 'rh' or 'both'.
-    Returns a matplotlib Figure.
+    ax / axes: draw into your own matplotlib Axes instead of a new Figure: ``ax`` for one view,
+    ``axes`` one per view (in order); the legend then goes in an inset right of the last one.
+    legend: draw the legend. Returns the matplotlib Figure.
     """
     from matplotlib.figure import Figure
 
-    from factortopy.viz.render import check_hemis, check_view
+    from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes
 
     views = (views,) if isinstance(views, str) else tuple(views)
     if not views:
@@ -265,18 +260,27 @@ def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface
     check_hemis(hemis)
     if surface not in ("inflated", "pial", "white", "sphere"):
         raise ValueError(f"unknown surface {surface!r}; valid: inflated, pial, white, sphere")
-    nrow = len(views)
-    fig = Figure(figsize=figsize or (7.5, 2.3 * nrow + 0.4), layout=None)
-    gs = fig.add_gridspec(nrow, 2, width_ratios=[1, 0.16], left=0.02, right=0.9, top=0.93 if title else 0.98,
-                          bottom=0.03, hspace=0.08, wspace=0.15)
-    for r, v in enumerate(views):
-        axes = draw_cell(fig, gs[r, 0], painting, v, hemis, surface, mesh)
-        axes[0].text(-0.02, 0.5, v, transform=axes[0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
-    if painting.legend is not None:
-        lg = gs[:, 1].subgridspec(3, 1, height_ratios=[1, 1.4, 1])[1, 0]
-        painting.legend(fig.add_subplot(lg))
+    cells = given_axes(ax, axes, len(views), f"plot_painting with views {', '.join(views)}")
+    if cells is None:
+        nrow = len(views)
+        fig = Figure(figsize=figsize or (7.5, 2.3 * nrow + 0.4), layout=None)
+        gs = fig.add_gridspec(nrow, 2, width_ratios=[1, 0.16], left=0.02, right=0.9,
+                              top=0.93 if title else 0.98, bottom=0.03, hspace=0.08, wspace=0.15)
+        cells = [fig.add_subplot(gs[r, 0]) for r in range(nrow)]
+        legend_ax = (lambda: fig.add_subplot(gs[:, 1].subgridspec(3, 1, height_ratios=[1, 1.4, 1])[1, 0]))
+    else:
+        fig = cells[0].figure
+        legend_ax = (lambda: legend_axes(cells[-1]))
+    for cell, v in zip(cells, views):
+        draw_cell(cell, painting, v, hemis, surface, mesh)
+        cell.text(-0.02, 0.5, v, transform=cell.transAxes, rotation=90, va="center", ha="right", fontsize=8)
+    if legend and painting.legend is not None:
+        painting.legend(legend_ax())
     if title:
-        fig.suptitle(title, fontsize=10)
+        if ax is not None or axes is not None:
+            cells[0].set_title(title, fontsize=10)
+        else:
+            fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = None):
+def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = None, ax=None):
     """Heatmap of per-ROI layer profiles (rows of :func:`factortopy.analysis.roi_layer_profiles`).
 
     key: 'selected' (fraction of vertices whose most probable layer is l) or 'mean_probs'.
     One row per ROI (n in the label), one column per layer; a dot marks each ROI's mean expected
-    layer. Returns a matplotlib Figure.
+    layer. ax: your own matplotlib Axes (default: a new Figure). Returns the matplotlib Figure.
     """
     from matplotlib.figure import Figure
 
@@ -20,8 +20,10 @@ def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = N
     mat = np.stack([np.asarray(r[key], float) for r in rows])
     names = rows[0]["layer_names"]
     L = mat.shape[1]
-    fig = Figure(figsize=(1.2 + 0.35 * L, 0.8 + 0.3 * len(rows)), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=(1.2 + 0.35 * L, 0.8 + 0.3 * len(rows)), layout="constrained")
+        ax = fig.add_subplot()
+    fig = ax.figure
     im = ax.imshow(mat, aspect="auto", cmap="magma", vmin=0, vmax=max(float(np.nanmax(mat)), 1e-9))
     ax.plot([r["expected_mean"] * (L - 1) for r in rows], range(len(rows)), "o", color="cyan", ms=4,
             label="mean expected layer")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from factortopy.viz.mesh import HEMIS, Mesh
+from factortopy.surface import HEMIS, Mesh
 
 # view name -> (direction from the brain to the camera, screen-up), per hemisphere where it differs
 _VIEWS = {
@@ -166,12 +166,10 @@ def build_polys(mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = "me
     return tris[order], np.concatenate(all_cols)[order], np.concatenate(all_data)[order]
 
 
-def draw_panel(ax, mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = "mean",
-               shade_data: bool = False, title: str | None = None):
-    """Draw one panel into ``ax`` (a plain 2-D Axes); returns the PolyCollection."""
+def _show(ax, tris, cols, title=None):
+    """Add projected triangles to a plain 2-D Axes as one PolyCollection, framed, axes hidden."""
     from matplotlib.collections import PolyCollection
 
-    tris, cols, _ = build_polys(mesh, hemis, view, vertex_rgba, mode, shade_data)
     # antialiased=False: no hairline seams between neighbouring triangles
     pc = PolyCollection(tris, facecolors=cols, edgecolors="none", linewidths=0, antialiased=False)
     ax.add_collection(pc)
@@ -184,3 +182,50 @@ def draw_panel(ax, mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = 
     if title:
         ax.set_title(title, fontsize=8)
     return pc
+
+
+def draw_panel(ax, mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = "mean",
+               shade_data: bool = False, title: str | None = None):
+    """Draw one panel into ``ax`` (a plain 2-D Axes) in screen mm; returns the PolyCollection."""
+    tris, cols, _ = build_polys(mesh, hemis, view, vertex_rgba, mode, shade_data)
+    return _show(ax, tris, cols, title)
+
+
+def draw_view(ax, mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = "mean",
+              shade_data: bool = False, title: str | None = None):
+    """Draw every panel of a view into one Axes, side by side (left hemisphere left).
+
+    lateral/medial/flat show one panel per hemisphere, the other views one panel with both
+    (see :func:`panels`). Returns the PolyCollection.
+    """
+    pans = panels(view, hemis)
+    if len(pans) == 1:
+        return draw_panel(ax, mesh, pans[0], view, vertex_rgba, mode, shade_data, title)
+    all_tris, all_cols, x0 = [], [], 0.0
+    for pan in pans:
+        tris, cols, _ = build_polys(mesh, pan, view, vertex_rgba, mode, shade_data)
+        lo, hi = tris[..., 0].min(), tris[..., 0].max()
+        tris = tris.copy()
+        tris[..., 0] += x0 - lo  # panels never overlap, so their faces need no common depth order
+        x0 += (hi - lo) + _GAP_MM
+        all_tris.append(tris)
+        all_cols.append(cols)
+    return _show(ax, np.concatenate(all_tris), np.concatenate(all_cols), title)
+
+
+def given_axes(ax, axes, n: int, what: str) -> list | None:
+    """The caller's Axes as a flat list of ``n`` (``ax=`` one Axes, ``axes=`` any nesting, row-major), or
+    None when neither was given (then the plotting function makes its own Figure)."""
+    if ax is not None and axes is not None:
+        raise ValueError("give ax= or axes=, not both")
+    if ax is None and axes is None:
+        return None
+    got = [ax] if ax is not None else list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(got) != n:
+        raise ValueError(f"{what} draws {n} panel(s), one Axes each; got {len(got)} Axes")
+    return got
+
+
+def legend_axes(ax):
+    """A small inset Axes right of ``ax`` for a map's legend (when the caller supplied the Axes)."""
+    return ax.inset_axes([1.06, 0.2, 0.14, 0.6])

@@ -1,0 +1,85 @@
+"""A FactorTopy RUN_DIR: written at the end of :func:`factortopy.fit`, read back as a
+:class:`FactorTopyRun` through :func:`factortopy.runs.open_run` (kind ``"factortopy"``)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from factortopy.runs import (CONFIG, METRICS, MODEL, RESPONSE_STATS, SCORES, SELECTORS, TRAIN_LOG, Run,
+                             open_run, write_json)
+
+
+def save_model(path: str, model) -> None:
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, path)
+
+
+def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
+                         vertex, hemi, val_r, val_r2, history) -> None:
+    """Write every file of a finished FactorTopy run (docs/run-dir.md). config.json goes last: a
+    folder with it is a finished run."""
+    save_model(os.path.join(out, MODEL), model)
+    np.savez(os.path.join(out, RESPONSE_STATS), mean=response_mean, std=response_std)
+    np.savez(os.path.join(out, SELECTORS), **selectors)
+    np.savez(os.path.join(out, SCORES), vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"),
+             r=val_r, r2=val_r2)
+    write_json(os.path.join(out, METRICS), metrics)
+    with open(os.path.join(out, TRAIN_LOG), "w") as f:
+        f.writelines(json.dumps(h) + "\n" for h in history)
+    write_json(os.path.join(out, CONFIG), config)
+
+
+class FactorTopyRun(Run):
+    """A fitted FactorTopy model read back: ``model`` (FactorTopy, eval mode), ``response_mean`` /
+    ``response_std`` (N,) undoing the training responses' z-scoring."""
+
+    kind = "factortopy"
+
+    def __init__(self, path: str, config: dict):
+        super().__init__(path, config)
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        from factortopy.model.factortopy import FactorTopy
+
+        model_path = self.file(MODEL)
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"{model_path} not found (the fit did not finish?)")
+        try:
+            state = load_file(model_path)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ValueError(f"{model_path} cannot be read ({err}): the file is damaged; refit the run") from None
+        if "model" not in config:
+            raise KeyError(f"{self.file(CONFIG)} lacks the key 'model': the file is damaged; refit the run")
+        self.model = FactorTopy.from_state_dict(state, config["model"]).eval()
+        stats = self._read_npz(RESPONSE_STATS)
+        self.response_mean, self.response_std = stats["mean"], stats["std"]
+
+    def selectors(self) -> dict:
+        return self._read_npz(SELECTORS)
+
+    def predict_tokens(self, tokens, batch_size: int = 64, device: str = "cpu") -> np.ndarray:
+        """(n_images, N) predictions from extracted tokens, in the training responses' units."""
+        from factortopy.fitting.predict import predict_tokens
+
+        pred = predict_tokens(self.model, tokens, batch_size, device).cpu().numpy()
+        return pred * self.response_std + self.response_mean
+
+    def predict(self, images, batch_size: int = 32, device: str = "cpu", progress: bool = False, backbone=None):
+        from factortopy.features.extract import extract_features
+
+        features = extract_features(self._backbone_for(backbone), images, grid=self.model.grid,
+                                    batch_size=batch_size, device=device, progress=progress)
+        return self.predict_tokens(features.tokens, batch_size, device)
+
+
+def load_run(run_dir: str) -> FactorTopyRun:
+    """Read a FactorTopy RUN_DIR (``open_run``, refusing other kinds)."""
+    run = open_run(run_dir)
+    if not isinstance(run, FactorTopyRun):
+        raise ValueError(f"{run_dir} holds a {run.kind!r} run, not a FactorTopy model")
+    return run

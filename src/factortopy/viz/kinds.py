@@ -1,0 +1,130 @@
+"""Map kinds: the one table of what can be painted.
+
+Each :class:`MapKind` names a map, the per-vertex keys of a maps dict (:func:`factortopy.viz.load_maps`)
+it reads, how it becomes a :class:`~factortopy.viz.maps.Painting`, and what its colours mean. The
+``paint`` command's ``--what`` choices, :func:`~factortopy.viz.paint`, :func:`~factortopy.viz.run_grid`
+and the documentation's list all come from :data:`MAP_KINDS`; adding a map kind is one
+:func:`register_map_kind` call. Any other (N,) per-vertex key of a maps dict (e.g. ``'r'``) can still
+be painted by name as a plain value map (:func:`map_kind`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from factortopy.viz import colors as C
+from factortopy.viz import maps as M
+
+
+def _share_nothing(columns: list, options: dict) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class MapKind:
+    """One paintable map.
+
+    name: what users type (``--what NAME``). needs: keys of the maps dict it reads besides
+    ``vertex`` / ``hemi``. paint: ``(maps, options) -> Painting``, options holding ``n_clusters`` and
+    whatever ``share`` returned. description: one line, what the colours mean (CLI help, docs).
+    share: ``(list of maps dicts, options) -> dict``, what the columns of a grid row share (one
+    colour range, the layer names). missing: hint added when a needed key is absent.
+    """
+
+    name: str
+    needs: tuple
+    paint: Callable
+    description: str
+    share: Callable = _share_nothing
+    missing: str = ""
+
+
+#: name -> MapKind, in the order of the documentation and the CLI's choices
+MAP_KINDS: dict[str, MapKind] = {}
+
+
+def register_map_kind(kind: MapKind) -> MapKind:
+    """Add ``kind`` to :data:`MAP_KINDS` (a name can be registered once)."""
+    if kind.name in MAP_KINDS:
+        raise ValueError(f"map kind {kind.name!r} is already registered")
+    MAP_KINDS[kind.name] = kind
+    return kind
+
+
+def _value_kind(name: str, key: str, description: str, missing: str = "") -> MapKind:
+    """A per-vertex value painted on one colour scale, shared along a grid row."""
+    def paint(maps, options):
+        return M.value_painting(maps["vertex"], maps["hemi"], np.asarray(maps[key], float), options.get("cmap"),
+                                options.get("vmin"), options.get("vmax"), label=key)
+
+    def share(columns, options):
+        vals = [np.asarray(c[key], float) for c in columns if c.get(key) is not None]
+        lo, hi = C.value_range(np.concatenate(vals) if vals else np.zeros(1))
+        return {"vmin": lo, "vmax": hi, "cmap": "RdBu_r" if lo < 0 < hi else "viridis"}
+
+    return MapKind(name, (key,), paint, description, share, missing)
+
+
+def _shared_layer_names(columns, options):
+    # layer_names may be a list or a numpy array (as read from .npz): never test its truth value
+    names = [tuple(c.get("layer_names") if c.get("layer_names") is not None else ()) for c in columns]
+    same = all(n == names[0] for n in names) and len(names[0]) > 0
+    return {"layer_names": list(names[0]) if same else None}
+
+
+def _layer(maps, options):
+    names = options["layer_names"] if "layer_names" in options else maps.get("layer_names")
+    return M.layer_painting(maps["vertex"], maps["hemi"], maps["layer_probs"], names)
+
+
+_SCORES = " (scores.npz missing? it is written when the run is evaluated)"
+for _kind in (
+    MapKind("layer", ("layer_probs",), _layer,
+            "expected layer (blue = first, red = last), brightness = confidence of the layer selector",
+            _shared_layer_names),
+    MapKind("space", ("space_xy",), lambda m, o: M.space_painting(m["vertex"], m["hemi"], m["space_xy"]),
+            "selected image position through a colour wheel (hue = direction, saturation = distance from centre)"),
+    MapKind("scale", ("scale",), lambda m, o: M.scale_painting(m["vertex"], m["hemi"], m["scale"]),
+            "selected token scale: green = local, pink = global"),
+    MapKind("channel", ("readout",),
+            lambda m, o: M.channel_painting(m["vertex"], m["hemi"], m["readout"], o.get("n_clusters", 20)),
+            "clusters of readout weights (cosine k-means), one colour per cluster"),
+    _value_kind("score", "r", "validation Pearson r per vertex (scores.npz)", _SCORES),
+    _value_kind("r2", "r2", "validation R^2 per vertex (scores.npz)", _SCORES),
+    _value_kind("ceiling_r", "ceiling_r", "noise ceiling as a correlation, per vertex (planted truth)"),
+):
+    register_map_kind(_kind)
+
+
+def map_kind(name: str, maps: dict | None = None) -> MapKind:
+    """The registered kind ``name``, else a plain value map of the per-vertex key ``name``.
+
+    maps: when given, the key must be in it. Unknown names are an error listing the valid ones.
+    """
+    kind = MAP_KINDS.get(name)
+    if kind is not None:
+        return kind
+    if maps is None or name in maps and np.ndim(maps[name]) == 1 and name not in ("vertex", "hemi"):
+        return _value_kind(name, name, f"per-vertex {name}")
+    raise ValueError(f"unknown map {name!r}; valid: {', '.join(MAP_KINDS)}, or a per-vertex key of the maps")
+
+
+def check_needs(kind: MapKind, maps: dict, source: str, context: str = "") -> None:
+    """Raise a one-line error naming the first key ``kind`` needs that ``maps`` (from ``source``) lacks."""
+    for key in ("vertex", "hemi") + tuple(kind.needs):
+        if maps.get(key) is None:
+            raise ValueError(f"{source} has no {key!r}: cannot paint the {kind.name} map{context}{kind.missing}")
+
+
+def painting(maps: dict, what: str, n_clusters: int = 20, shared: dict | None = None, source: str | None = None):
+    """The :class:`~factortopy.viz.maps.Painting` of map ``what`` of a maps dict."""
+    kind = map_kind(what, maps)
+    check_needs(kind, maps, source or maps.get("path", "the run"))
+    return kind.paint(maps, {"n_clusters": n_clusters, **(shared or {})})
+
+
+def kinds_help() -> str:
+    """'name: description' lines of every registered kind (CLI help and docs)."""
+    return "; ".join(f"{k.name}: {k.description}" for k in MAP_KINDS.values())
