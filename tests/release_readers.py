@@ -108,7 +108,7 @@ def nsd_betas(nsd_root, subject, hemi, session):
     path = os.path.join(nsd_root, "nsddata_betas", "ppdata", f"subj{subject:02d}", "fsaverage",
                         "betas_fithrf_GLMdenoise_RR", f"{hemi}.betas_session{session:02d}.mgh")
     img = nib.load(path)
-    assert img.get_data_dtype() == np.float32
+    assert img.get_data_dtype().kind == "f" and img.get_data_dtype().itemsize == 4  # float32 (MGH: big-endian)
     return np.asarray(img.dataobj).reshape(N_FSAVERAGE, -1)
 
 

@@ -147,3 +147,53 @@ def test_cluster_readouts_recovers_planted_clusters():
     assert len(pairs) == 3
     counts = np.bincount(lab)
     assert np.all(np.diff(counts) <= 0)  # numbered by size
+
+
+def test_roi_layer_profiles_take_the_loaders_roi_dict():
+    # subject.extra["rois"]: {name: (N,) bool mask}; masks overlap (V1v is inside 'early')
+    p = onehot(np.array([0, 0, 1, 2, 2, 2]), 3)
+    rois = {"V1v": np.array([1, 1, 0, 0, 0, 0], bool), "early": np.array([1, 1, 1, 1, 0, 0], bool),
+            "empty": np.zeros(6, bool)}
+    rows = A.roi_layer_profiles(p, rois, ["a", "b", "c"])
+    assert [r["roi"] for r in rows] == ["V1v", "early", "empty"]  # the loader's order
+    np.testing.assert_allclose(rows[0]["selected"], [1, 0, 0])
+    np.testing.assert_allclose(rows[1]["selected"], [0.5, 0.25, 0.25])
+    assert rows[1]["n"] == 4 and rows[1]["expected_mean"] == pytest.approx((0 + 0 + 0.5 + 1) / 4)
+    assert rows[2]["n"] == 0 and np.isnan(rows[2]["expected_mean"])
+    # the same numbers as from per-vertex labels where the masks do not overlap
+    by_label = A.roi_layer_profiles(p, np.array(["V1v", "V1v", "", "", "", ""]))
+    np.testing.assert_allclose(by_label[0]["mean_probs"], rows[0]["mean_probs"])
+    assert [r["roi"] for r in A.roi_layer_profiles(p, rois, roi_order=["early", "V1v"])] == ["early", "V1v"]
+    with pytest.raises(ValueError, match="shape"):
+        A.roi_layer_profiles(p, {"V1v": np.ones(5, bool)})
+    with pytest.raises(ValueError, match="not in the ROI dict"):
+        A.roi_layer_profiles(p, rois, roi_order=["FFA"])
+
+
+def test_compare_runs_reads_paths_only_through_the_given_loader(tmp_path):
+    a = _run(0)
+    with pytest.raises(TypeError, match="load=factortopy.viz.load_maps"):
+        A.compare_runs(str(tmp_path / "a"), a)
+    seen = []
+
+    def load(path):
+        seen.append(path)
+        return a
+
+    c = A.compare_runs("runs/a", a, load=load)
+    assert seen == ["runs/a"] and c["n_matched"] == 50
+
+
+def test_analysis_imports_neither_viz_nor_data():
+    """analysis sits below viz and data: running its geodesic and hierarchy code loads only surface."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, factortopy.analysis as A; "
+            "v = np.arange(0, 600, 3); h = np.array(['lh', 'rh'] * 100); p = np.eye(4)[v % 4]; "
+            "A.distance_from_seed(v, h); A.hierarchy_score(p, vertex=v, hemi=h, n_boot=5, n_blocks=5); "
+            "A.compare_runs({'vertex': v, 'hemi': h}, {'vertex': v, 'hemi': h}); "
+            "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('factortopy.')}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['_lazy', 'analysis', 'surface']"

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from factortopy.backbones.timm_backbone import TimmBackbone
 from factortopy.backbones import (HookBackbone, TokenLayout, list_layers, list_models, load_backbone,
                                   registry, resolve)
 
@@ -83,7 +84,7 @@ def test_unknown_model_and_layer_errors():
     with pytest.raises(ValueError, match="unknown backbone"):
         load_backbone("no_such_net_xyz")
     with pytest.raises(ValueError, match="valid layers are: act1, layer1, layer2, layer3, layer4"):
-        load_backbone("resnet18", layers=["layer9"], img_size=32)
+        load_backbone("resnet18", random_init=True, layers=["layer9"], img_size=32)
     with pytest.raises(ValueError, match="unknown torchvision model"):
         load_backbone("torchvision:resnet_nope")
 
@@ -104,7 +105,7 @@ def test_pretrained_fails_fast_offline():
 # --- timm: ViT, DINOv2 with registers, SAM, CNN --------------------------------------------------
 
 def test_timm_vit_class_token_and_grid_match_a_manual_forward():
-    b = load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    b = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT)
     info = b.info
     assert info.layer_names == ["blocks.0", "blocks.1", "blocks.2"]
     assert info.channels == [32] * 3 and info.strides == [16] * 3 and info.input_size == (32, 32)
@@ -120,8 +121,8 @@ def test_timm_vit_class_token_and_grid_match_a_manual_forward():
 
 
 def test_timm_layer_subset_keeps_the_requested_order():
-    b = load_backbone("vit_tiny_patch16_224", layers="blocks.2,blocks.0", img_size=32, **TINY_VIT)
-    full = load_backbone("vit_tiny_patch16_224", img_size=32, model=b.model)
+    b = load_backbone("vit_tiny_patch16_224", random_init=True, layers="blocks.2,blocks.0", img_size=32, **TINY_VIT)
+    full = TimmBackbone("vit_tiny_patch16_224", img_size=32, model=b.model)
     x = _images()
     (l2, l0), (g2, g0) = b(x)
     fl, fg = full(x)
@@ -130,7 +131,7 @@ def test_timm_layer_subset_keeps_the_requested_order():
 
 
 def test_dinov2_registers_are_not_patches_and_class_token_is_prefix_0():
-    b = load_backbone("dinov2-reg-vit-s-14", img_size=42, **TINY_VIT)  # patch 14: 3 x 3 grid
+    b = load_backbone("dinov2-reg-vit-s-14", random_init=True, img_size=42, **TINY_VIT)  # patch 14: 3 x 3 grid
     m = b.model
     assert m.num_prefix_tokens == 5 and b.info.strides == [14] * 3
     assert b.info.global_kind == ["class_token"] * 3
@@ -159,7 +160,7 @@ def test_dinov2_default_size_is_224_for_friendly_names():
 
 
 def test_sam_vit_has_no_class_token_global_is_the_map_mean():
-    b = load_backbone("sam-vit-b", img_size=64, depth=2, embed_dim=32, num_heads=2, global_attn_indexes=(1,))
+    b = load_backbone("sam-vit-b", random_init=True, img_size=64, depth=2, embed_dim=32, num_heads=2, global_attn_indexes=(1,))
     assert b.info.global_kind == ["avg_pool", "avg_pool"]
     assert b.info.channels == [32, 32] and b.info.strides == [16, 16]
     x = _images(size=64)
@@ -175,7 +176,7 @@ def test_sam_vit_has_no_class_token_global_is_the_map_mean():
 
 
 def test_timm_cnn_and_hook_path_agree():
-    b = load_backbone("resnet18", img_size=64)
+    b = load_backbone("resnet18", random_init=True, img_size=64)
     info = b.info
     assert info.layer_names == ["act1", "layer1", "layer2", "layer3", "layer4"]
     assert info.channels == [64, 64, 128, 256, 512] and info.strides == [2, 4, 8, 16, 32]
@@ -191,7 +192,7 @@ def test_timm_cnn_and_hook_path_agree():
 
 
 def test_hook_on_timm_vit_agrees_with_forward_intermediates():
-    b = load_backbone("vit_tiny_patch16_224", img_size=48, **TINY_VIT)
+    b = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=48, **TINY_VIT)
     h = HookBackbone(b.model, ["blocks.0", "blocks.1", "blocks.2"], 48, mean=b.info.mean, std=b.info.std,
                      token_layout="cls")
     assert h.info.channels == b.info.channels and h.info.strides == b.info.strides
@@ -202,16 +203,16 @@ def test_hook_on_timm_vit_agrees_with_forward_intermediates():
 
 
 def test_clip_and_mae_configs():
-    b = load_backbone("clip-vit-b-16", img_size=32, **TINY_VIT)
+    b = load_backbone("clip-vit-b-16", random_init=True, img_size=32, **TINY_VIT)
     assert b.info.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
     assert b.info.global_kind == ["class_token"] * 3
     assert b.info.extra["friendly_name"] == "clip-vit-b-16"
-    b = load_backbone("mae-vit-b-16", img_size=32, **TINY_VIT)
+    b = load_backbone("mae-vit-b-16", random_init=True, img_size=32, **TINY_VIT)
     assert b.info.global_kind == ["class_token"] * 3
 
 
 def test_preprocess_resizes_whole_image_and_normalises():
-    b = load_backbone("resnet18", img_size=32)
+    b = load_backbone("resnet18", random_init=True, img_size=32)
     img = torch.full((1, 20, 50, 3), 255, dtype=torch.uint8)
     x = b.preprocess(img)
     assert x.shape == (1, 3, 32, 32)
@@ -242,7 +243,7 @@ def test_torchvision_vit_tokens_cls_first():
 
 
 def test_torchvision_by_name_default_layers():
-    b = load_backbone("torchvision:resnet18", img_size=64)
+    b = load_backbone("torchvision:resnet18", random_init=True, img_size=64)
     assert b.info.layer_names == ["relu", "layer1", "layer2", "layer3", "layer4"]
     assert b.info.strides == [2, 4, 8, 16, 32]
     local, glob = b(_images(size=64))
@@ -282,7 +283,7 @@ def test_hook_backbone_sequence_first_layout_and_bad_layers():
 
 def test_open_clip_tower():
     pytest.importorskip("open_clip")
-    b = load_backbone("open_clip:ViT-B-32", img_size=None)
+    b = load_backbone("open_clip:ViT-B-32", random_init=True, img_size=None)
     assert b.info.global_kind[0] == "class_token" and len(b.info.layer_names) == 12
     local, glob = b(torch.randn(1, 3, *b.info.input_size))
     assert local[0].shape[-2:] == (7, 7)
@@ -291,7 +292,7 @@ def test_open_clip_tower():
 def test_hf_vision_tower():
     pytest.importorskip("transformers")
     try:
-        b = load_backbone("hf:facebook/dinov2-small")
+        b = load_backbone("hf:facebook/dinov2-small", random_init=True)
     except RuntimeError as err:  # config not cached offline
         pytest.skip(str(err)[:100])
     assert b.info.global_kind[0] == "class_token"

@@ -24,7 +24,7 @@ def _same_outputs(a, b, x):
 def test_safetensors_and_torch_files_load(tmp_path):
     from safetensors.torch import save_file
 
-    src = load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    src = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT)
     state = {k: v.contiguous() for k, v in src.model.state_dict().items()}
     save_file(state, tmp_path / "w.safetensors")
     torch.save({"state_dict": state}, tmp_path / "w.pth")  # a wrapped checkpoint
@@ -36,7 +36,7 @@ def test_safetensors_and_torch_files_load(tmp_path):
 
 def test_prefixed_checkpoint_with_extra_head_reports_unexpected_keys(tmp_path):
     """A MoCo-v3-like checkpoint: 'module.base_encoder.' prefix, a projection head, a momentum copy."""
-    src = load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    src = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT)
     state = {f"module.base_encoder.{k}": v for k, v in src.model.state_dict().items() if not k.startswith("head")}
     state["module.base_encoder.head.0.weight"] = torch.zeros(8, 32)
     state["module.predictor.0.weight"] = torch.zeros(8, 8)
@@ -48,7 +48,7 @@ def test_prefixed_checkpoint_with_extra_head_reports_unexpected_keys(tmp_path):
 
 
 def test_position_embeddings_are_resampled_for_another_img_size(tmp_path):
-    src = load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    src = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT)
     torch.save(src.model.state_dict(), tmp_path / "w.pth")
     dst = load_backbone("vit_tiny_patch16_224", img_size=48, weights=str(tmp_path / "w.pth"), **TINY_VIT)
     local, _ = dst(_x(48))
@@ -56,7 +56,7 @@ def test_position_embeddings_are_resampled_for_another_img_size(tmp_path):
 
 
 def test_wrong_architecture_fails_clearly(tmp_path):
-    torch.save(load_backbone("resnet18", img_size=32).model.state_dict(), tmp_path / "r.pth")
+    torch.save(load_backbone("resnet18", random_init=True, img_size=32).model.state_dict(), tmp_path / "r.pth")
     with pytest.raises(ValueError, match="match the model|remap by position|wrong shape"):
         load_backbone("vit_tiny_patch16_224", img_size=32, weights=str(tmp_path / "r.pth"), **TINY_VIT)
     with pytest.raises(FileNotFoundError):

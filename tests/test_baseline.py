@@ -47,7 +47,7 @@ def planted(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("ridge")
     torch.manual_seed(0)
-    bb = load_backbone("resnet18", layers=["layer1", "layer3"], img_size=32)
+    bb = load_backbone("resnet18", random_init=True, layers=["layer1", "layer3"], img_size=32)
     weights = str(d / "w.pt")
     torch.save(bb.model.state_dict(), weights)
     rng = np.random.default_rng(1)
@@ -78,7 +78,7 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys)
                "--val-fraction", "0.15", "--seed", "3", "--out", out])
     assert rc == 0
     cfg = json.load(open(os.path.join(out, "config.json")))
-    assert cfg["kind"] == "ridge" and cfg["split"]["seed"] == 3 and cfg["backbone"]["layers"] == ["layer1", "layer3"]
+    assert cfg["kind"] == "ridge" and cfg["split"]["seed"] == 3 and cfg["backbone"]["layer_names"] == ["layer1", "layer3"]
     sel = np.load(os.path.join(out, "selectors.npz"))
     assert {"space_xy", "scale", "readout"}.isdisjoint(sel.files)
     np.testing.assert_array_equal(sel["layer_probs"].argmax(1), planted["layer"])

@@ -19,7 +19,7 @@ def fitted(tmp_path_factory):
     truth = write_fake_algonauts(str(d), n_train=30, n_test=8, n_lh=5, n_rh=6)
     torch.manual_seed(0)
     weights = str(d / "w.pt")
-    torch.save(load_backbone("resnet18", layers=["layer1", "layer3"], img_size=32).model.state_dict(), weights)
+    torch.save(load_backbone("resnet18", random_init=True, layers=["layer1", "layer3"], img_size=32).model.state_dict(), weights)
     spec = f"algonauts:{truth['path']}"
     out = str(d / "run")
     fit(load_subject(spec), backbone="resnet18", layers=["layer1", "layer3"], weights=weights, img_size=32,

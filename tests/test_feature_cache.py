@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from factortopy.backbones.timm_backbone import TimmBackbone
 from factortopy.backbones import load_backbone
 from factortopy.features.cache import cache_key, cache_path, load_or_extract, read_cache
 from factortopy.features.extract import extract_features
@@ -19,7 +20,7 @@ def images():
 @pytest.fixture(scope="module")
 def vit():
     torch.manual_seed(0)
-    return load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)
+    return load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT)
 
 
 class CountCalls:
@@ -57,9 +58,9 @@ def test_changes_do_not_reuse_the_cache(tmp_path, images, vit):
     load_or_extract(vit, images, tmp_path, "set-a", grid=4, batch_size=8, progress=False)
     torch.manual_seed(0)
     variants = {
-        "input size": load_backbone("vit_tiny_patch16_224", img_size=48, **TINY_VIT),
-        "layers": load_backbone("vit_tiny_patch16_224", layers=["blocks.1"], img_size=32, model=vit.model),
-        "normalisation": load_backbone("vit_tiny_patch16_224", img_size=32, model=vit.model,
+        "input size": load_backbone("vit_tiny_patch16_224", random_init=True, img_size=48, **TINY_VIT),
+        "layers": TimmBackbone("vit_tiny_patch16_224", layers=["blocks.1"], img_size=32, model=vit.model),
+        "normalisation": TimmBackbone("vit_tiny_patch16_224", img_size=32, model=vit.model,
                                        mean=(0.4, 0.4, 0.4)),
     }
     for what, backbone in variants.items():
@@ -78,23 +79,22 @@ def test_changes_do_not_reuse_the_cache(tmp_path, images, vit):
 
 
 def test_input_size_alone_changes_the_key(tmp_path, images):
-    cnn = load_backbone("resnet18", img_size=32)
-    bigger = load_backbone("resnet18", img_size=48, model=cnn.model)  # the same weights
-    assert cache_key(cnn, "s", 4, 10)["weights"] == cache_key(bigger, "s", 4, 10)["weights"]
+    cnn = load_backbone("resnet18", random_init=True, img_size=32)
+    bigger = TimmBackbone("resnet18", img_size=48, model=cnn.model)  # the same weights
+    assert cache_key(cnn, "s", 4, 10)["backbone"]["weights"] == cache_key(bigger, "s", 4, 10)["backbone"]["weights"]
     load_or_extract(cnn, images, tmp_path, "s", grid=4, batch_size=10, progress=False)
     calls = CountCalls(bigger)
     load_or_extract(bigger, images, tmp_path, "s", grid=4, batch_size=10, progress=False)
     assert calls.n == 1
     with pytest.raises(ValueError, match="built for"):  # a fixed-size ViT cannot just change size
-        load_backbone("vit_tiny_patch16_224", img_size=48, model=load_backbone(
-            "vit_tiny_patch16_224", img_size=32, **TINY_VIT).model)
+        TimmBackbone("vit_tiny_patch16_224", img_size=48, model=load_backbone(
+            "vit_tiny_patch16_224", random_init=True, img_size=32, **TINY_VIT).model)
 
 
 def test_weights_are_part_of_the_key(tmp_path, images, vit):
-    torch.manual_seed(1)
-    other = load_backbone("vit_tiny_patch16_224", img_size=32, **TINY_VIT)  # another random init
+    other = load_backbone("vit_tiny_patch16_224", random_init=True, seed=1, img_size=32, **TINY_VIT)  # another init
     k1, k2 = (cache_key(b, "s", 4, 10) for b in (vit, other))
-    assert k1["weights"] != k2["weights"] and cache_path(tmp_path, k1) != cache_path(tmp_path, k2)
+    assert k1["backbone"]["weights"] != k2["backbone"]["weights"] and cache_path(tmp_path, k1) != cache_path(tmp_path, k2)
     assert cache_key(vit, "s", 4, 10) == k1  # stable
 
 

@@ -221,6 +221,22 @@ def test_bf16_autocast_samples_within_0p3_percent_of_float64_grid_sample():
     torch.testing.assert_close(sel.space.double(), exact.space, rtol=0, atol=1e-6)
 
 
+def test_large_token_scale_with_fp16_tokens_under_autocast():
+    # A quiet layer (RMS 1e-5) gets token_scale 1e5, beyond float16's range (65504): the scale must be
+    # folded into the weights in their dtype, not in the tokens' float16.
+    local, global_ = make_inputs([4, 6], B=2)
+    local[0], global_[0] = local[0] * 1e-5, global_[0] * 1e-5
+    tokens = stack_tokens(local, global_)
+    m = FactorTopy(torch.randn(10, 3), [4, 6], dim=8)
+    m.calibrate_token_scale(tokens)
+    assert float(m.token_scale[0]) > 65504
+    with torch.no_grad():
+        expected = m.forward_tokens(tokens)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = m.forward_tokens(tokens.half()).float()
+    torch.testing.assert_close(got, expected, rtol=0.05, atol=0.05 * float(expected.abs().max()))
+
+
 # ---------------------------------------------------------------- reference options (issue 10.8)
 def published_encoding(c, low, extent):
     """method.md by hand: x = (c - low) * 100 / extent; per axis, for k = 0..31:

@@ -58,7 +58,7 @@ def test_several_runs_make_a_grid(runs, tmp_path):
         run_cli([str(runs / "a"), str(runs / "b"), "--what", "layer", "--view", "lateral", "--out", str(out),
                  "--dpi", "40"])
     assert out.stat().st_size > 1000
-    from factortopy.viz.paint import paint
+    from factortopy.viz.paint_runs import paint
 
     fig = paint([runs / "a", runs / "b"], what=["layer", "score"], views="posterior")
     titles = {ax.get_title() for ax in fig.axes}

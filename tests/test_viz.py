@@ -399,7 +399,7 @@ def test_interactive_page_has_legend_and_hover_fields(tmp_path):
     pytest.importorskip("plotly")
     from factortopy.viz import load_maps
     from factortopy.viz.interactive import hover_text, interactive_html
-    from factortopy.viz.paint import painting_from_maps
+    from factortopy.viz.paint_runs import painting_from_maps
 
     write_run(tmp_path / "run", n_per=50)
     maps = load_maps(tmp_path / "run")
@@ -445,7 +445,7 @@ def test_interactive_without_plotly_says_what_to_install(monkeypatch):
 def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path):
     from factortopy.cli import paint as cli_paint
     from factortopy.viz import MAP_KINDS, run_grid
-    from factortopy.viz.paint import paint
+    from factortopy.viz.paint_runs import paint
 
     write_run(tmp_path / "a", seed=0)
     write_run(tmp_path / "b", seed=1)
@@ -476,7 +476,7 @@ def test_a_new_map_kind_is_one_entry(tmp_path):
     from factortopy.cli import paint as cli_paint
     from factortopy.viz import MAP_KINDS
     from factortopy.viz.kinds import MapKind, register_map_kind
-    from factortopy.viz.paint import paint
+    from factortopy.viz.paint_runs import paint
 
     write_run(tmp_path / "a", seed=0)
     kind = MapKind("first_layer_p", ("layer_probs",),
@@ -527,6 +527,8 @@ def test_plotting_functions_draw_into_given_axes(tmp_path):
     cols = {"a": load_maps(tmp_path / "a")}
     assert compare_figure(cols, rows=("layer", "score"), axes=cells) is fig2
     assert cells[0].get_title() == "a" and [len(c.child_axes) for c in cells] == [1, 1]  # one legend per row
+    import factortopy.viz.paint_runs  # noqa: F401  (the module that defines paint: must not shadow it)
+
     fig3 = Figure()
     assert paint(tmp_path / "a", what="space", views="posterior", ax=fig3.add_subplot()) is fig3
     fig4 = Figure()

@@ -51,7 +51,8 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
         else:
             model = transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(name))
     except Exception as err:
-        raise hub_load_error(f"Hugging Face model {name!r}", err) from None
+        raise hub_load_error(f"Hugging Face model {name!r}", err,
+                             fetch=f"import transformers; transformers.AutoModel.from_pretrained('{name}')") from None
     weights_id = f"hub:hf:{name}@{getattr(model.config, '_commit_hash', None)}" if pretrained else None
     if weights is not None:
         weights_id = load_weights_file(model, weights, remap=remap)

@@ -48,7 +48,8 @@ def load_open_clip(spec: str, layers=None, weights: str | None = None, pretraine
         model = open_clip.create_model(arch, pretrained=tag if pretrained else None)
     except Exception as err:
         if pretrained:
-            raise hub_load_error(f"open_clip weights {spec!r}", err) from None
+            raise hub_load_error(f"open_clip weights {spec!r}", err,
+                                 fetch=f"import open_clip; open_clip.create_model('{arch}', pretrained='{tag}')") from None
         raise ValueError(f"open_clip could not create {arch!r}: {err}; see open_clip.list_models()") from None
     weights_id = f"hub:open_clip:{arch}:{tag}" if pretrained else None
     if weights is not None:

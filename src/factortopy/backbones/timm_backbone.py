@@ -49,7 +49,8 @@ def create_timm_model(name: str, pretrained: bool = False, img_size: int | None 
                     raise
     except Exception as err:
         if pretrained:
-            raise hub_load_error(f"pretrained weights for {name!r}", err) from None
+            raise hub_load_error(f"pretrained weights for {name!r}", err,
+                                 fetch=f"import timm; timm.create_model('{name}', pretrained=True)") from None
         raise
     return model.eval()
 
@@ -63,7 +64,8 @@ def timm_layers(model) -> list[dict]:
 def build_timm(target: str, spec) -> "TimmBackbone":
     """The timm source's builder (see ``factortopy.backbones.SOURCES``)."""
     return TimmBackbone(target, layers=spec.layers, weights=spec.weights, pretrained=spec.pretrained,
-                        img_size=spec.img_size, mean=spec.mean, std=spec.std, remap=spec.remap, **spec.model_args)
+                        img_size=spec.img_size, mean=spec.mean, std=spec.std, remap=spec.remap, seed=spec.seed,
+                        **spec.model_args)
 
 
 class TimmBackbone(Backbone):
@@ -75,13 +77,14 @@ class TimmBackbone(Backbone):
     it and are dropped). Models without a class token (SAM, SigLIP) and CNNs: global = map mean.
 
     name: a timm name (``arch`` or ``arch.tag``). model: an already built timm model (then
-    pretrained/img_size/model_kwargs are not used). mean/std: override the timm config's.
+    pretrained/img_size/model_kwargs are not used, and the backbone has no spec to rebuild it
+    from). mean/std: override the timm config's. seed: the seed of a random init.
     model_kwargs: passed to timm.create_model (e.g. depth=2 for tests).
     """
 
     def __init__(self, name: str, layers: list[str] | None = None, weights: str | None = None,
                  pretrained: bool = False, img_size: int | None = None, mean=None, std=None,
-                 model=None, remap: str = "auto", **model_kwargs):
+                 model=None, remap: str = "auto", seed: int = 0, **model_kwargs):
         super().__init__()
         if model is None:
             from factortopy.backbones.spec import BackboneSpec
@@ -89,8 +92,10 @@ class TimmBackbone(Backbone):
             # built from a name: the spec rebuilds exactly this (size, statistics, arguments included)
             self.spec = BackboneSpec(name=f"timm:{name}", layers=layers, weights=weights, pretrained=pretrained,
                                      random_init=not pretrained and weights is None, img_size=img_size, mean=mean,
-                                     std=std, remap=remap, model_args=model_kwargs)
-            model = create_timm_model(name, pretrained=pretrained, img_size=img_size, **model_kwargs)
+                                     std=std, remap=remap, seed=seed, model_args=model_kwargs)
+            with torch.random.fork_rng(devices=[]):  # a random init is drawn under the spec's seed
+                torch.manual_seed(seed)
+                model = create_timm_model(name, pretrained=pretrained, img_size=img_size, **model_kwargs)
         if not hasattr(model, "forward_intermediates"):
             raise ValueError(f"timm model {name!r} has no forward_intermediates(); wrap it with "
                              "HookBackbone(model, layers=[...]) instead")

@@ -18,11 +18,21 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def hub_load_error(what: str, err: Exception) -> RuntimeError:
-    """One clear message for hub weights that could not be had (offline, not cached, a typo)."""
+class WeightsNotAvailable(FileNotFoundError, RuntimeError):
+    """Pretrained weights that are not on this machine (offline and not in the hub cache)."""
+
+
+def hub_load_error(what: str, err: Exception, fetch: str | None = None) -> WeightsNotAvailable:
+    """One clear message for hub weights that could not be had (offline, not cached, a typo).
+
+    fetch: the Python statement that fills the hub cache on a machine with internet.
+    """
     offline = " (HF_HUB_OFFLINE is set and they are not in the hub cache)" if hub_offline() else ""
-    return RuntimeError(f"could not load {what}{offline}: {type(err).__name__}: {str(err)[:300]}. "
-                        "Pass a local file with weights=PATH (--weights FILE) instead.")
+    how = (f" To get them: on a machine with internet run  python -c \"{fetch}\"  and copy its hub cache "
+           "(~/.cache/huggingface, or $HF_HOME) to this machine;" if fetch else "")
+    return WeightsNotAvailable(f"could not load {what}{offline}: {type(err).__name__}: {str(err)[:200]}.{how} "
+                        "or pass a local file with weights=PATH (--weights FILE), or random_init=True "
+                        "(--random-init) for a random network.")
 
 
 def read_state_dict(path: str) -> dict:

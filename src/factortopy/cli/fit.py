@@ -29,7 +29,9 @@ def add_fit_options(p) -> None:
     p.add_argument("--reg-fade-value", type=float, default=None,
                    help="the fraction (default 0.3) or the step count (reference: 2000)")
     p.add_argument("--reference", action="store_true",
-                   help="the published recipe: batch 8, lr 1e-3, regulariser fading over 2,000 steps")
+                   help="the published recipe and model: batch 8, lr 1e-3, regulariser fading over 2,000 steps, "
+                        "uniform readout init, no token scale, the reference positional encoding, float16 "
+                        "autocast (docs/method.md lists every deviation and its own setting)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -42,8 +44,9 @@ def fit_config(args, **defaults):
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if given.get("patience") == 0:
         given["patience"] = None
-    base = FitConfig.reference if args.reference else FitConfig
-    return base(**{**defaults, **given, "device": args.device})
+    if args.reference:  # the published recipe; only options given on the command line change it
+        return FitConfig.reference(**{**given, "device": args.device})
+    return FitConfig(**{**defaults, **given, "device": args.device})
 
 
 def add_arguments(p) -> None:

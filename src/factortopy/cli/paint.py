@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         from factortopy.viz.interactive import interactive_html
         from factortopy.viz.kinds import MAP_KINDS
         from factortopy.viz.io import load_maps
-        from factortopy.viz.paint import painting_from_maps
+        from factortopy.viz.paint_runs import painting_from_maps
 
         maps = load_maps(args.run_dirs[0])
         painting = painting_from_maps(maps, args.what, args.clusters)
@@ -67,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
                          title=args.title or f"{maps['title']}: {args.what}", maps=maps,
                          description=f"{args.what}: {MAP_KINDS[args.what].description}")
     else:
-        from factortopy.viz.paint import paint
+        from factortopy.viz.paint_runs import paint
 
         if len(args.run_dirs) == 1:
-            from factortopy.viz.paint import paint_run
+            from factortopy.viz.paint_runs import paint_run
 
             views = args.view or ("lateral", "medial", "ventral", "posterior")
             fig = paint_run(args.run_dirs[0], args.what, views, args.hemi, args.surface, mesh,

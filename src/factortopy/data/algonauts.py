@@ -20,9 +20,9 @@ import re
 import numpy as np
 
 from factortopy.data.ceiling import ceiling_as_fraction
-from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS, cortical_coordinates
 from factortopy.data.images import ImageFiles
 from factortopy.data.subject import Subject, check_finite, parse_hemis
+from factortopy.surface import FSAVERAGE_N, HEMIS, cortical_coordinates
 
 _NAME = re.compile(r"^(train|test)-(\d+)_nsd-(\d+)\.png$")
 SPLITS = {"training": ("training_split", "training_images", "training_fmri", "train"),
@@ -119,7 +119,7 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
     split: 'training', or 'test' (needs ``test_split/test_fmri/{lh,rh}_test_fmri.npy``, present in
     later releases only; for the test images alone use :func:`list_split_images`). hemis: 'lh',
     'rh' or both ('lh,rh'; lh first). Coordinates come from the fsaverage ``surface`` (sphere by
-    default); see :mod:`factortopy.data.fsaverage` for vertices beyond fsaverage5.
+    default); see :mod:`factortopy.surface` for vertices beyond fsaverage5.
     vertex_set: 'nsdgeneral+RSC' (default, the challenge space: every fMRI column) or 'nsdgeneral'
     (the columns inside NSD's nsdgeneral label, as the reference code trains; needs
     ``nsdgeneral_dir``, NSD's ``nsddata/freesurfer/fsaverage/label``).

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from factortopy.data.fsaverage import FSAVERAGE5_N, FSAVERAGE_N, HEMIS
+from factortopy.surface import FSAVERAGE5_N, FSAVERAGE_N, HEMIS
 
 #: the six Algonauts ROI classes with the region names of the release (label 0 = "Unknown")
 ALGONAUTS_MAPPINGS = {
@@ -104,7 +104,7 @@ def write_full_mesh(folder: str, nested: bool = True, seed: int = 0) -> str:
     """
     import nibabel as nib
 
-    from factortopy.data.fsaverage import fsaverage5_surface
+    from factortopy.surface import fsaverage5_surface
 
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -221,7 +221,8 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
         own = ids[n_shared + s * (n_slots - n_shared): n_shared + (s + 1) * (n_slots - n_shared)]
         subjectim[s] = np.concatenate([shared, own]) + 1  # 1-based NSD ids
     if n_trials > 3 * n_slots:
-        raise ValueError(f"{n_trials} trials need at least {n_trials // 3 + 1} slots (NSD shows an image <= 3 times)")
+        raise ValueError(f"{n_trials} trials need n_slots >= {-(-n_trials // 3)} (NSD shows an image at most 3 "
+                         "times; n_brick must hold n_shared + 8 x (n_slots - n_shared) ids)")
     # 1-based slots: every slot once first (if there are enough trials), then the 2nd and 3rd showings
     first = rng.permutation(n_slots) + 1
     again = rng.permutation(np.repeat(np.arange(1, n_slots + 1), 2))

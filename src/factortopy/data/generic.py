@@ -25,9 +25,9 @@ import os
 import numpy as np
 
 from factortopy.data.ceiling import ceiling_as_fraction
-from factortopy.data.fsaverage import FSAVERAGE_N, cortical_coordinates
 from factortopy.data.images import ImageArray, ImageFiles, ImageSubset
 from factortopy.data.subject import Subject
+from factortopy.surface import FSAVERAGE_N, cortical_coordinates
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp")
 

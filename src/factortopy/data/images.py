@@ -2,9 +2,9 @@
 
 Every image sequence is ``len()`` + ``[i] -> (H, W, 3) uint8 RGB``. Its identity is computed by ONE
 function, :func:`image_set_key`, from what the sequence really reads: resolved absolute paths and
-the files' content digests (:func:`file_digest`), or the bytes of in-memory arrays. A sequence class
-takes part by defining ``identity() -> JSON-able`` built from those; anything else is hashed image
-by image. Loaders never name their image set themselves.
+the files' content digests (``factortopy._digest.file_digest``), or the bytes of in-memory arrays.
+A sequence class takes part by defining ``identity() -> JSON-able`` built from those; anything
+else is hashed image by image. Loaders never name their image set themselves.
 """
 from __future__ import annotations
 
@@ -14,74 +14,12 @@ import os
 
 import numpy as np
 
-#: files at least this large also keep their digest on disk (see :func:`file_digest`)
-PERSIST_DIGEST_BYTES = 64 << 20
-_DIGESTS: dict[tuple, str] = {}  # (abs path, size, mtime_ns, ctime_ns, inode) -> sha256 hex
-
-
-def _digest_store() -> str:
-    """Path of the on-disk digest store: $FACTORTOPY_DIGEST_CACHE, else the user cache dir."""
-    if os.environ.get("FACTORTOPY_DIGEST_CACHE"):
-        return os.environ["FACTORTOPY_DIGEST_CACHE"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "factortopy", "file-digests.json")
-
-
-def _read_store(path: str) -> dict:
-    try:
-        with open(path) as f:
-            store = json.load(f)
-        return store if isinstance(store, dict) else {}
-    except (OSError, ValueError):  # absent or garbled: it is only a cache
-        return {}
-
-
-def file_digest(path: str, block: int = 4 << 20) -> str:
-    """sha256 (hex) of a whole file, streamed in ``block``-byte reads.
-
-    Cached by (absolute path, size, mtime_ns, ctime_ns, inode), so each file is read once per
-    process; files of at least :data:`PERSIST_DIGEST_BYTES` (e.g. NSD's 37 GB nsd_stimuli.hdf5) are
-    also remembered on disk (``$FACTORTOPY_DIGEST_CACHE`` or ``~/.cache/factortopy/file-digests.json``),
-    so they are read once at all. A rewrite that keeps size and all three stamps within one
-    file-system clock tick is not noticed (as with any stat-based cache).
-    """
-    path = os.path.abspath(path)
-    st = os.stat(path)
-    stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    key = (path, *stamp)
-    if key in _DIGESTS:
-        return _DIGESTS[key]
-    persist = st.st_size >= PERSIST_DIGEST_BYTES
-    store_path = _digest_store() if persist else ""
-    if persist:
-        hit = _read_store(store_path).get(path)
-        if isinstance(hit, list) and len(hit) == 5 and tuple(hit[:4]) == stamp:
-            _DIGESTS[key] = str(hit[4])
-            return _DIGESTS[key]
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(block), b""):
-            h.update(chunk)
-    _DIGESTS[key] = digest = h.hexdigest()
-    if persist:  # re-read, add, write to a temporary file and rename: concurrent writers lose nothing worse than an entry
-        try:
-            os.makedirs(os.path.dirname(store_path) or ".", exist_ok=True)
-            store = _read_store(store_path)
-            store[path] = [*stamp, digest]
-            tmp = f"{store_path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as f:
-                json.dump(store, f)
-            os.replace(tmp, store_path)
-        except OSError:
-            pass  # an unwritable cache dir only costs a re-read next time
-    return digest
+from factortopy._digest import bytes_digest, file_digest  # whole-file SHA-256, remembered by path + size + mtime
 
 
 def _array_digest(array) -> str:
     a = np.ascontiguousarray(array)
-    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(a.data)
-    return h.hexdigest()
+    return bytes_digest(a.dtype.str, str(a.shape), a.data, length=64)
 
 
 def image_set_key(images) -> str:

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from factortopy._digest import file_digest
 from factortopy.data.ceiling import ncsnr_ceiling
-from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS, cortical_coordinates
-from factortopy.data.images import file_digest
 from factortopy.data.subject import Subject, parse_hemis
+from factortopy.surface import FSAVERAGE_N, HEMIS, cortical_coordinates
 
 NSD_SESSIONS = {1: 40, 2: 40, 3: 32, 4: 30, 5: 40, 6: 32, 7: 40, 8: 30}
 TRIALS_PER_SESSION = 750
@@ -137,7 +137,8 @@ class NSDStimuli:
 
     def identity(self) -> dict:
         """For :func:`factortopy.data.images.image_set_key`: the brick's absolute path, whole-file
-        digest (streamed once, then cached by stat; see ``file_digest``), dataset and ids."""
+        digest (streamed once, then remembered by path + size + mtime; ``factortopy._digest``), dataset
+        and ids."""
         path = os.path.abspath(self.path)
         return {"kind": "hdf5", "path": path, "digest": file_digest(path), "dataset": self.dataset,
                 "ids": self.ids.tolist()}

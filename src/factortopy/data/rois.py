@@ -25,7 +25,7 @@ import pickle
 
 import numpy as np
 
-from factortopy.data.fsaverage import FSAVERAGE_N, HEMIS
+from factortopy.surface import FSAVERAGE_N, HEMIS
 
 ALGONAUTS_CLASSES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
 #: NSD's group atlases in nsddata/freesurfer/fsaverage/label summarised by default (HCP_MMP1, 180

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from factortopy.data.fsaverage import HEMIS
+from factortopy.surface import HEMIS
 
 
 @dataclass(repr=False, eq=False)

@@ -137,7 +137,6 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     from factortopy.surface import HEMIS, cortical_coordinates
     from factortopy.datasets.images import make_images
     from factortopy.features.extract import extract_features
-    from factortopy.fitting.fit import token_rms
     from factortopy.model.factortopy import FactorTopy, Selectors
 
     bb = load_backbone(backbone, img_size=img_size, weights=weights, random_init=weights is None, seed=seed)
@@ -152,7 +151,7 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     truth = FactorTopy(cortical_coordinates(vertex, hemi), feats.channels, dim=dim, grid=8)
     with torch.no_grad():
         tokens = feats.tokens.float()
-        truth.token_scale.copy_(1 / token_rms(tokens, feats.channels))  # as a fit sets it
+        truth.calibrate_token_scale(tokens)  # 1/RMS per layer, as a fit with token_scale=True sets it
         truth.readout_weight.copy_(torch.from_numpy(maps["readout"]))
         sel = Selectors(torch.from_numpy(maps["space_xy"]), torch.from_numpy(maps["layer_probs"]),
                         torch.from_numpy(maps["scale"])[:, None])

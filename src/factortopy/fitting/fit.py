@@ -39,13 +39,26 @@ class FitConfig:
     grid: int = 8
     device: str = "cpu"
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    amp_dtype: str = "bfloat16"  # the GEMM's autocast dtype on CUDA (reference: float16)
     feature_batch_size: int = 32
     eval_batch_size: int = 64
+    # deviations from the reference code, each a setting (docs/method.md, "Deviations")
+    readout_init: str = "normal"  # reference: "uniform" (+-1/sqrt(D), like nn.Linear)
+    token_scale: bool = True  # fixed per-layer 1/RMS of the tokens; reference: none (False)
+    positional_encoding: str = "ours"  # reference: "reference" (1000^(-k/32), sin/cos interleaved)
 
     @classmethod
     def reference(cls, **overrides) -> "FitConfig":
-        """The published recipe: batch 8, lr 1e-3, regulariser fading over a fixed 2,000 steps."""
-        return cls(**{**dict(batch_size=8, lr=1e-3, reg_fade="steps", reg_fade_value=REFERENCE_FADE_STEPS), **overrides})
+        """The published recipe and model: batch 8, lr 1e-3, the regulariser fading over a fixed
+        2,000 steps, uniform readout init, no token scale, the reference positional encoding,
+        float16 autocast. (Data and backbone choices of the reference: docs/method.md.)"""
+        return cls(**{**REFERENCE_SETTINGS, **overrides})
+
+
+#: FitConfig fields that differ in the reference recipe
+REFERENCE_SETTINGS = dict(batch_size=8, lr=1e-3, reg_fade="steps", reg_fade_value=REFERENCE_FADE_STEPS,
+                          readout_init="uniform", token_scale=False, positional_encoding="reference",
+                          amp_dtype="float16")
 
 
 @dataclass
@@ -80,14 +93,6 @@ def _data_digest(responses: np.ndarray, coords) -> str:
     h = hashlib.sha256(np.ascontiguousarray(responses).data)
     h.update(np.ascontiguousarray(coords, dtype=np.float32).data)
     return h.hexdigest()[:16]
-
-
-def token_rms(tokens: torch.Tensor, channels: list[int]) -> torch.Tensor:
-    """(L,) RMS of each layer's real (unpadded) channels over the given tokens (images, L, T, C).
-    ``1 / token_rms`` is the model's fixed per-layer ``token_scale`` (shared with the planted
-    generator, so a planted truth and a fit scale tokens the same way)."""
-    sample = tokens.float()
-    return torch.stack([sample[:, l, :, :c].pow(2).mean().sqrt().clamp_min(1e-6) for l, c in enumerate(channels)])
 
 
 def _evaluate(model, tokens, targets, batch_size, device):
@@ -151,9 +156,10 @@ def init_model(coords, features, train_idx, cfg: FitConfig):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what ran before
         model = FactorTopy(coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
-                           layer_names=features.layer_names)
+                           layer_names=features.layer_names, readout_init=cfg.readout_init,
+                           token_scale=cfg.token_scale, positional_encoding=cfg.positional_encoding)
     with torch.no_grad():
-        model.token_scale.copy_(1.0 / token_rms(features.tokens[torch.as_tensor(train_idx[:512])], features.channels))
+        model.calibrate_token_scale(features.tokens[torch.as_tensor(train_idx[:512])])
     return model
 
 
@@ -209,6 +215,10 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
         if progress:
             print(f"resuming from epoch {start_epoch} ({ckpt_path})")
     amp = cfg.amp and device.startswith("cuda")
+    if cfg.amp_dtype not in ("bfloat16", "float16"):
+        raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', not {cfg.amp_dtype!r}")
+    # float16 has bfloat16's precision but not its range: its gradients need loss scaling
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.amp_dtype == "float16")
     bad_epochs = 0 if not history else len(history) - 1 - best["epoch"]
     bar = tqdm(total=total_steps, initial=step, desc="fit", unit="step", disable=not progress)
     t0 = time.time()
@@ -223,7 +233,7 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
                 idx = idx[rank::world]  # this process's share of the global batch
                 batch = tokens[idx].to(device, non_blocking=True)
                 target = y_dev[idx]
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                with torch.autocast("cuda", dtype=getattr(torch, cfg.amp_dtype), enabled=amp):
                     sel = model.selectors()
                     pred = model.forward_tokens(batch if amp else batch.float(), selectors=sel)
                     # Sum / global count: summed over processes this is the global batch's mean.
@@ -232,12 +242,14 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
                     w = regularizer_weight(step, total_steps, cfg.reg_weight, cfg.reg_fade, cfg.reg_fade_value)
                     total = loss + (w / world) * model.regularizer(sel) if w > 0 else loss
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                scaler.scale(total).backward()
                 if world > 1:
                     all_reduce_gradients(model)
                     torch.distributed.all_reduce(loss.detach())
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 step += 1
                 losses.append(loss.detach())
                 bar.update(1)

@@ -253,7 +253,8 @@ class FactorTopy(nn.Module):
             )
         if not torch.is_autocast_enabled(tokens.device.type):
             tokens = tokens.to(self.local_proj.dtype)
-        scale = self.token_scale.to(tokens.dtype)[:, None]  # (L, 1): folded into the weights
+        # (L, 1), folded into the weights in their dtype: 1 / RMS of a quiet layer may exceed fp16's range
+        scale = self.token_scale.to(self.local_proj.dtype)[:, None]
         local = torch.einsum("bltc,lcd->bltd", tokens[:, :, :n_cells], self.local_proj * scale[:, :, None])
         glob = torch.einsum("blc,lcd->bld", tokens[:, :, n_cells], self.global_proj * scale[:, :, None])
         return torch.cat([local, glob[:, :, None]], dim=2)

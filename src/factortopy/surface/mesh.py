@@ -29,7 +29,7 @@ class Hemi:
     """One hemisphere's mesh.
 
     coords: (V, 3) float, mm (RAS: x right, y anterior, z superior); for the flat patch (V, 3)
-        with the patch in x, y.
+    with the patch in x, y.
     faces: (F, 3) int, vertex indices (the flat patch omits the faces of the cut medial wall).
     sulc: (V,) float, sulcal depth (> 0 = sulcus, drawn darker), or None.
     """

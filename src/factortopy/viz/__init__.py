@@ -34,8 +34,8 @@ _LAZY = {
     "compare_figure": "factortopy.viz.grid",
     "run_grid": "factortopy.viz.grid",
     "load_maps": "factortopy.viz.io",
-    "paint": "factortopy.viz.paint",
-    "paint_run": "factortopy.viz.paint",
+    "paint": "factortopy.viz.paint_runs",
+    "paint_run": "factortopy.viz.paint_runs",
     "plot_layer_profiles": "factortopy.viz.profiles",
     # interactive
     "interactive_html": "factortopy.viz.interactive",

@@ -23,14 +23,14 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
     """Grid of maps: one column per entry of ``columns``, one row per map, one view per cell.
 
     columns: {title: maps} where maps is a dict with ``vertex`` (N,), ``hemi`` (N,), and the arrays
-        the rows need (see :data:`factortopy.viz.kinds.MAP_KINDS`: ``layer_probs`` (N, L) (+
-        ``layer_names``) for 'layer', ``space_xy`` (N, 2) for 'space', ``scale`` (N,) for 'scale',
-        ``readout`` (N, D) for 'channel', ``r`` for 'score'), or any (N,) value key such as 'r'
-        (shared colour range across columns). :func:`load_maps` returns such dicts.
+    the rows need (see :data:`factortopy.viz.kinds.MAP_KINDS`: ``layer_probs`` (N, L) (+
+    ``layer_names``) for 'layer', ``space_xy`` (N, 2) for 'space', ``scale`` (N,) for 'scale',
+    ``readout`` (N, D) for 'channel', ``r`` for 'score'), or any (N,) value key such as 'r'
+    (shared colour range across columns). :func:`load_maps` returns such dicts.
     rows: map names, top to bottom. view: one of :data:`factortopy.viz.render.VIEWS`.
     hemis: hemispheres shown, 'lh', 'rh' or 'both'.
     ax / axes: your own Axes, one per cell (rows x columns, row-major; ``ax`` for a 1 x 1 grid); the
-        legends then go in insets right of the last column.
+    legends then go in insets right of the last column.
     Colour codes are shared across a row and its legend is drawn once at the right. The layer
     legend names the layers when all columns share them, else reads first -> last.
     Channel clusters are computed per column (their colours do not correspond across columns).
