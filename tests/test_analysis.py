@@ -46,6 +46,10 @@ def test_hierarchy_score_with_roi_labels_and_ties():
     ranks = np.array([A.DEFAULT_ROI_RANK[r] for r in roi[ok]])
     assert res["rho"] == pytest.approx(spearmanr(layers[ok], ranks).statistic)
     assert res["n"] == 6 and res["method"] == "roi"
+    # the loaders label ROIs '<class>/<name>': the same ranks
+    qualified = np.array([f"prf-visualrois/{r}" if r else "" for r in roi], dtype=object)
+    np.testing.assert_array_equal(A.roi_position(qualified), A.roi_position(roi))
+    assert A.hierarchy_score(onehot(layers, 4), roi=qualified, n_boot=100)["rho"] == res["rho"]
 
 
 def test_bootstrap_ci_contains_estimate_and_is_seeded():
@@ -172,7 +176,7 @@ def test_roi_layer_profiles_take_the_loaders_roi_dict():
 
 def test_compare_runs_reads_paths_only_through_the_given_loader(tmp_path):
     a = _run(0)
-    with pytest.raises(TypeError, match="load=factortopy.viz.load_maps"):
+    with pytest.raises(TypeError, match="load=factortopy.runs.maps.load_maps"):
         A.compare_runs(str(tmp_path / "a"), a)
     seen = []
 
@@ -196,4 +200,4 @@ def test_analysis_imports_neither_viz_nor_data():
             "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('factortopy.')}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['_lazy', 'analysis', 'surface']"
+    assert out.stdout.strip() == "['_lazy', 'analysis', 'runs', 'surface']"  # runs: the one column aligner

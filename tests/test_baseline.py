@@ -84,18 +84,19 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys)
     np.testing.assert_array_equal(sel["layer_probs"].argmax(1), planted["layer"])
     assert (sel["layer_probs"].sum(1) == 1).all()
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert metrics["val_pearson_mean"] > 0.6 and metrics["n_val"] == 10
+    assert metrics["heldout_pearson_mean"] > 0.6 and metrics["n_heldout"] == 7
     scores = np.load(os.path.join(out, "scores.npz"))
 
-    # the same split: the validation images are those of train_val_split(70, 0.15, 3)
-    from factortopy.data.split import train_val_split
+    # the same split as `factortopy fit`: scored on split_indices(70, 0.15, 0.1, 3)'s held-out images
+    from factortopy.data.split import split_indices
 
-    assert cfg["split"]["val_image_ids"] == train_val_split(70, 0.15, 3)[1].tolist()
+    assert cfg["split"]["heldout_image_ids"] == split_indices(70, 0.15, 0.1, 3)["heldout"].tolist()
+    assert str(scores["split"]) == "heldout" and metrics["n_train"] == 63
 
     capsys.readouterr()
-    assert main(["evaluate", out, "--split", "val"]) == 0
+    assert main(["evaluate", out]) == 0  # the default split: held-out
     assert "all" in capsys.readouterr().out
-    ev = np.load(os.path.join(out, "eval_val.npz"))
+    ev = np.load(os.path.join(out, "eval_heldout.npz"))
     np.testing.assert_allclose(ev["r"], scores["r"], atol=1e-5)  # rebuilt backbone + ridge.npz = same predictions
 
     from factortopy.evaluation import evaluate_run

@@ -30,11 +30,13 @@ def fitted(tmp_path_factory):
 def test_val_split_reproduces_the_fit_scores(fitted):
     from factortopy.evaluation import evaluate_run
 
-    res = evaluate_run(fitted["out"], split="val")
+    res = evaluate_run(fitted["out"])  # the default: the held-out images, which scores.npz also holds
     scores = np.load(os.path.join(fitted["out"], "scores.npz"))
-    assert res["kind"] == "factortopy" and res["n_images"] == 6
+    assert str(scores["split"]) == "heldout"
+    assert res["kind"] == "factortopy" and res["split"] == "heldout" and res["n_images"] == 3
     np.testing.assert_allclose(res["r"], scores["r"], atol=2e-3)
-    assert os.path.isfile(os.path.join(fitted["out"], "eval_val.json"))
+    assert os.path.isfile(os.path.join(fitted["out"], "eval_heldout.json"))
+    assert evaluate_run(fitted["out"], split="val", write=False)["n_images"] == 6
 
 
 def test_test_split_scores_rois_and_noise_ceiling(fitted, capsys):

@@ -42,8 +42,14 @@ def test_run_dir_contents_and_reload(tiny_subject, tmp_path):
         assert os.path.isfile(os.path.join(out, name)), name
     assert not os.path.exists(os.path.join(out, "checkpoint.pt"))
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert {"val_pearson_mean", "n_train", "n_val", "epochs", "seconds"} <= set(metrics)
-    assert metrics["n_train"] + metrics["n_val"] == 96 and metrics["epochs"] == 3
+    assert {"heldout_pearson_mean", "val_pearson_mean", "n_train", "n_val", "epochs", "seconds"} <= set(metrics)
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_heldout"] == 96 and metrics["epochs"] == 3
+    # three disjoint roles: the held-out images chose nothing (not the epoch, not the weights)
+    roles = [set(res.train_index.tolist()), set(res.val_index.tolist()), set(res.heldout_index.tolist())]
+    assert all(not (a & b) for i, a in enumerate(roles) for b in roles[i + 1:]) and all(roles)
+    config = json.load(open(os.path.join(out, "config.json")))
+    ids = load_algonauts(tiny_subject).image_ids
+    assert config["split"]["heldout_image_ids"] == ids[res.heldout_index].tolist()
     sel = np.load(os.path.join(out, "selectors.npz"))
     subject = load_algonauts(tiny_subject)
     n = subject.n_vertices
@@ -57,8 +63,8 @@ def test_run_dir_contents_and_reload(tiny_subject, tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(run.model.selectors().space.numpy(), sel["space_xy"], atol=1e-6)
     from factortopy.evaluation.metrics import pearson_r
-    pred = run.predict_subject(subject, image_index=res.val_index)
-    r = pearson_r(pred, subject.responses[res.val_index])
+    pred = run.predict_subject(subject, image_index=res.heldout_index)
+    r = pearson_r(pred, subject.responses[res.heldout_index])
     np.testing.assert_allclose(r, np.load(os.path.join(out, "scores.npz"))["r"], atol=2e-3)
 
 

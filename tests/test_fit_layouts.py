@@ -21,7 +21,7 @@ def _check_run(out, subject):
     # The validation images are recorded by their (0-based) NSD ids, a subset of the subject's.
     assert set(config["split"]["val_image_ids"]) <= set(subject.image_ids.tolist())
     metrics = json.load(open(os.path.join(out, "metrics.json")))
-    assert metrics["n_train"] + metrics["n_val"] == subject.n_images
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_heldout"] == subject.n_images
     assert np.isfinite(np.load(os.path.join(out, "scores.npz"))["r"]).all()
 
 

@@ -37,7 +37,7 @@ def test_fit_recovers_the_planted_maps(tmp_path):
     subject, truth, result = plant_and_fit(tmp_path, n_images=600, pole_fraction=0.08, img_size=96,
                                            image_size=128, dim=16, epochs=15)
     assert 1000 < subject.n_vertices < 2000
-    rec = score_recovery(truth, result.selectors, result.val_r)
+    rec = score_recovery(truth, result.selectors, result.heldout_r)  # images that chose nothing
     assert all(check_targets(rec).values()), (rec, TARGETS)
     # The recovered map's hierarchy score lies within the planted map's confidence interval.
     h = score_hierarchy(subject, truth, result.selectors)
@@ -49,5 +49,5 @@ def test_a_fit_on_shuffled_responses_recovers_nothing(tmp_path):
     """The checks can fail: destroy the image-response pairing and the targets are missed."""
     _, truth, result = plant_and_fit(tmp_path, n_images=200, pole_fraction=0.03, img_size=64, image_size=64,
                                      dim=8, epochs=3, shuffle=True)
-    rec = score_recovery(truth, result.selectors, result.val_r)
+    rec = score_recovery(truth, result.selectors, result.heldout_r)
     assert not check_targets(rec)["val_r_over_ceiling"]

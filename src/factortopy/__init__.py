@@ -30,6 +30,8 @@ _LAZY = {
     "fit_ridge_baseline": "factortopy.baselines.run",
     "list_layers": "factortopy.backbones",
     "make_planted_subject": "factortopy.datasets.planted",
+    "FactorTopyEncoder": "factortopy.estimator",
+    "predict": "factortopy.estimator",
     # subpackages for notebooks: ``factortopy.viz.layer_map(...)`` after a plain ``import factortopy``
     "viz": "factortopy.viz",
     "analysis": "factortopy.analysis",

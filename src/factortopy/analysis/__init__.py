@@ -24,7 +24,6 @@ _LAZY = {
     "roi_labels_from_masks": "factortopy.analysis.profiles",
     "roi_masks": "factortopy.analysis.profiles",
     "compare_runs": "factortopy.analysis.compare",
-    "match_vertices": "factortopy.analysis.compare",
     "cluster_readouts": "factortopy.analysis.clusters",
     "spherical_kmeans": "factortopy.analysis.clusters",
 }

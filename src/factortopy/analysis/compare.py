@@ -4,22 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from factortopy.analysis.layers import expected_layer
-
-
-def match_vertices(vertex_a, hemi_a, vertex_b, hemi_b):
-    """Indices (ia, ib) of the (hemi, vertex) pairs present in both runs, in run a's order."""
-    def keys(v, h):
-        v = np.asarray(v, np.int64)
-        h = np.asarray(h).astype(str)
-        # one int key per (hemi, vertex): rh offset past every fsaverage index
-        return v + np.where(h == "rh", 1 << 20, 0)
-
-    ka, kb = keys(vertex_a, hemi_a), keys(vertex_b, hemi_b)
-    if len(np.unique(ka)) != len(ka) or len(np.unique(kb)) != len(kb):
-        raise ValueError("a run lists the same (hemi, vertex) twice")
-    common, ia, ib = np.intersect1d(ka, kb, assume_unique=True, return_indices=True)
-    order = np.argsort(ia)
-    return ia[order], ib[order]
+from factortopy.runs.columns import align_columns
 
 
 def _as_maps(x, load, name: str) -> dict:
@@ -27,7 +12,7 @@ def _as_maps(x, load, name: str) -> dict:
         return x
     if load is None:
         raise TypeError(f"run {name} is a {type(x).__name__}, not a maps dict: pass maps dicts, or the path with "
-                        "load=factortopy.viz.load_maps (or any function path -> maps dict)")
+                        "load=factortopy.runs.maps.load_maps (or any function path -> maps dict)")
     out = load(x)
     if not isinstance(out, dict):
         raise TypeError(f"load({x!r}) returned a {type(out).__name__}, not a maps dict")
@@ -38,9 +23,9 @@ def compare_runs(a, b, roi=None, load=None) -> dict:
     """Shift from run ``a`` to run ``b`` on the vertices they share (matched by (hemi, vertex)).
 
     a, b: maps dicts with ``vertex`` (N,), ``hemi`` (N,) and any of ``layer_probs`` (N, L),
-    ``space_xy`` (N, 2), ``scale`` (N,) (e.g. from :func:`factortopy.viz.load_maps`); or anything
+    ``space_xy`` (N, 2), ``scale`` (N,) (e.g. from :func:`factortopy.runs.maps.load_maps`); or anything
     else (a RUN_DIR path) when ``load`` is given: a callable turning it into such a dict
-    (``compare_runs("runs/a", "runs/b", load=factortopy.viz.load_maps)``). roi: optional (N_a,)
+    (``compare_runs("runs/a", "runs/b", load=factortopy.runs.maps.load_maps)``). roi: optional (N_a,)
     ROI labels in run a's order for the per-ROI table.
     Returns {'vertex', 'hemi' (M,), 'd_layer' (M,) expected-layer shift b - a in [0, 1] units of
     each run's own depth, 'd_space' (M, 2) shift of (x, y), 'd_space_dist' (M,) its length
@@ -49,7 +34,7 @@ def compare_runs(a, b, roi=None, load=None) -> dict:
     """
     # analysis reads no files itself (it sits below viz and the run readers): the caller says how
     a, b = (_as_maps(x, load, name) for x, name in ((a, "a"), (b, "b")))
-    ia, ib = match_vertices(a["vertex"], a["hemi"], b["vertex"], b["hemi"])
+    ia, ib = align_columns(a["vertex"], a["hemi"], b["vertex"], b["hemi"])
     out = {
         "vertex": np.asarray(a["vertex"])[ia],
         "hemi": np.asarray(a["hemi"]).astype(str)[ia],

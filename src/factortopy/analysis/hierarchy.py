@@ -33,12 +33,19 @@ def spearman(x, y) -> float:
 def roi_position(roi, roi_rank: dict | None = None) -> np.ndarray:
     """(N,) hierarchy rank of each vertex's ROI label; NaN where the label has no rank (no ROI).
 
-    roi: (N,) labels (names or ints); roi_rank: label -> rank (early = low), default
-    :data:`DEFAULT_ROI_RANK`.
+    roi: (N,) labels (names or ints); a ``<class>/<name>`` label (as the loaders name ROIs, e.g.
+    ``streams/early``) takes the rank of its name when the label itself has none. roi_rank: label ->
+    rank (early = low), default :data:`DEFAULT_ROI_RANK`.
     """
     rank = DEFAULT_ROI_RANK if roi_rank is None else roi_rank
-    roi = np.asarray(roi)
-    return np.array([float(rank[r]) if r in rank else np.nan for r in roi.tolist()])
+
+    def of(r):
+        if r in rank:
+            return float(rank[r])
+        name = r.rsplit("/", 1)[-1] if isinstance(r, str) else None
+        return float(rank[name]) if name in rank else np.nan
+
+    return np.array([of(r) for r in np.asarray(roi).tolist()])
 
 
 def spatial_blocks(vertex, hemi, n_blocks: int = 50, seed: int = 0) -> np.ndarray:

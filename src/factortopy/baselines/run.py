@@ -17,7 +17,7 @@ import numpy as np
 
 from factortopy.baselines.ridge import DEFAULT_ALPHAS, LayerwiseRidgeCV
 from factortopy.evaluation.metrics import pearson_r, r2_score
-from factortopy.data.split import train_val_split
+from factortopy.data.split import split_indices
 from factortopy.runs import CONFIG, METRICS, RIDGE, SCORES, SELECTORS, Run, write_json
 
 
@@ -39,7 +39,7 @@ class RidgeResult:
 
 def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = None,
                        pretrained: bool | None = None, img_size: int | None = None, val_fraction: float = 0.1,
-                       seed: int = 0, alphas=DEFAULT_ALPHAS, cv: int = 5, inner_val_fraction: float = 0.2,
+                       heldout_fraction: float = 0.1, seed: int = 0, alphas=DEFAULT_ALPHAS, cv: int = 5, inner_val_fraction: float = 0.2,
                        pool: int = 2, grid: int = 8, out: str | None = None, data_spec: str | None = None,
                        device: str = "cpu", batch_size: int = 32, progress: bool = False,
                        random_init: bool = False, overwrite: bool = False) -> RidgeResult:
@@ -47,8 +47,10 @@ def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = Non
 
     backbone: a BackboneSpec, a name (with the spec fields as keyword arguments, as in
     ``factortopy.fit``) or a built backbone (``factortopy.backbones.load_backbone``). The split is
-    ``train_val_split(subject.n_images, val_fraction, seed)``, exactly as in ``factortopy.fit``.
-    The best layer is chosen on an inner split of the training images. out: a RUN_DIR to write.
+    ``split_indices(subject.n_images, val_fraction, heldout_fraction, seed)``, exactly as in
+    ``factortopy.fit``: the ridge trains on FactorTopy's training and early-stopping images (its own
+    inner split of them chooses the layer, as the early-stopping images choose FactorTopy's epoch)
+    and is scored on the same held-out images. out: a RUN_DIR to write.
     """
     from factortopy.backbones.spec import as_spec, backbone_identity
 
@@ -66,16 +68,20 @@ def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = Non
 
         _, lock = claim_run_dir(out, overwrite=overwrite)
     try:
-        return _fit_ridge(subject, bb, backbone_identity(bb), info, t0, val_fraction, seed, alphas, cv,
+        return _fit_ridge(subject, bb, backbone_identity(bb), info, t0, val_fraction, heldout_fraction, seed, alphas, cv,
                           inner_val_fraction, pool, grid, out, data_spec, device, batch_size, progress)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _fit_ridge(subject, bb, identity, info, t0, val_fraction, seed, alphas, cv, inner_val_fraction, pool, grid, out,
-               data_spec, device, batch_size, progress) -> RidgeResult:
-    train_idx, val_idx = train_val_split(subject.n_images, val_fraction, seed)
+def _fit_ridge(subject, bb, identity, info, t0, val_fraction, heldout_fraction, seed, alphas, cv, inner_val_fraction,
+               pool, grid, out, data_spec, device, batch_size, progress) -> RidgeResult:
+    parts = split_indices(subject.n_images, val_fraction, heldout_fraction, seed)
+    if len(parts["heldout"]):  # scored where FactorTopy's headline is scored
+        train_idx, val_idx, split = np.sort(np.concatenate([parts["train"], parts["val"]])), parts["heldout"], "heldout"
+    else:
+        train_idx, val_idx, split = parts["train"], parts["val"], "val"
     Xs = pooled_features_for(bb, subject.images, grid, pool, batch_size, device, progress)
     t_features = time.time() - t0
     Y = np.asarray(subject.responses, dtype=np.float32)
@@ -91,12 +97,15 @@ def _fit_ridge(subject, bb, identity, info, t0, val_fraction, seed, alphas, cv, 
         subject=subject.name,
         backbone=identity,
         model=dict(model.get_params(), pool=pool, grid=grid, n_features=[int(X.shape[1]) for X in Xs]),
-        fit=dict(seed=seed, val_fraction=val_fraction, device=device, batch_size=batch_size),
-        split=dict(seed=seed, val_fraction=val_fraction, n_train=len(train_idx), n_val=len(val_idx),
-                   val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist()),
+        fit=dict(seed=seed, val_fraction=val_fraction, heldout_fraction=heldout_fraction, device=device,
+                 batch_size=batch_size),
+        split=dict(seed=seed, val_fraction=val_fraction, heldout_fraction=heldout_fraction, scored=split,
+                   n_train=len(train_idx), **{f"n_{split}": len(val_idx)},
+                   **{f"{split}_image_ids": np.asarray(subject.image_ids)[val_idx].tolist()}),
     )
-    metrics = dict(val_pearson_mean=float(val_r.mean()), val_pearson_median=float(np.median(val_r)),
-                   val_r2_mean=float(val_r2.mean()), n_train=int(len(train_idx)), n_val=int(len(val_idx)),
+    metrics = dict(**{f"{split}_pearson_mean": float(val_r.mean()), f"{split}_pearson_median": float(np.median(val_r)),
+                      f"{split}_r2_mean": float(val_r2.mean()), f"n_{split}": int(len(val_idx))},
+                   headline=f"{split}_pearson_mean", n_train=int(len(train_idx)),
                    n_vertices=int(subject.n_vertices), epochs=0, seconds=time.time() - t0,
                    feature_seconds=t_features,
                    best_layer_counts={n: int((model.best_layer_ == l).sum()) for l, n in enumerate(layer_names)})
@@ -124,7 +133,8 @@ def write_ridge_run(out: str, result: RidgeResult, subject) -> None:
     np.savez(os.path.join(out, SELECTORS), vertex=vertex, hemi=hemi,
              layer_names=np.asarray(result.layer_names), layer_probs=probs,
              layer_r=result.model.layer_scores_.T.astype(np.float32))
-    np.savez(os.path.join(out, SCORES), vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2)
+    np.savez(os.path.join(out, SCORES), vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2,
+             split=np.asarray(result.config["split"]["scored"]))
     write_json(os.path.join(out, METRICS), result.metrics)
     write_json(os.path.join(out, CONFIG), result.config)  # last: a folder with it is a finished run
 

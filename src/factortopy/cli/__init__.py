@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module ``factortopy.cli.<name>`` exposing ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only to build the parser,
-and they import torch & co. inside ``run`` so that ``factortopy --help`` stays fast.
+and they import torch & co. inside ``run`` so that ``factortopy --help`` stays fast. Options every
+command has (``--threads``) are added here, and applied before the command's work.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import importlib
 import sys
 
 # order shown in --help
-COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint")
+COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint", "predict")
 
 
 class UserError(Exception):
@@ -20,6 +21,7 @@ class UserError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     from factortopy import __version__
+    from factortopy.cli.options import add_threads_argument
 
     parser = argparse.ArgumentParser(
         prog="factortopy",
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        add_threads_argument(p)
         p.set_defaults(_run=module.run)
     return parser
 
@@ -47,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from factortopy.cli.options import apply_threads
+
+        apply_threads(args)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -11,6 +11,8 @@ def add_arguments(parser) -> None:
     add_backbone_arguments(parser)
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="validation fraction, as in 'factortopy fit' (default: 0.1)")
+    parser.add_argument("--heldout-fraction", type=float, default=0.1,
+                        help="held-out fraction, as in 'factortopy fit': the images scored (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="split seed, as in 'factortopy fit' (default: 0)")
     parser.add_argument("--pool", type=int, default=2,
                         help="pool each layer's 8x8 tokens to POOLxPOOL cells (+ the global token; default: 2)")
@@ -40,12 +42,14 @@ def run(args) -> int:
     from factortopy.cli.options import backbone_spec
 
     res = fit_ridge_baseline(subject, backbone=backbone_spec(args), val_fraction=args.val_fraction,
+                             heldout_fraction=args.heldout_fraction,
                              seed=args.seed, alphas=alphas, cv=args.cv, pool=args.pool, out=args.out,
                              data_spec=args.data, device=args.device, batch_size=args.batch_size, progress=True,
                              overwrite=args.overwrite)
     m = res.metrics
-    print(f"ridge baseline: {m['n_train']} train / {m['n_val']} val images, {m['n_vertices']} vertices, "
-          f"val r mean {m['val_pearson_mean']:.3f}, R^2 mean {m['val_r2_mean']:.3f}")
+    split = res.config["split"]["scored"]
+    print(f"ridge baseline: {m['n_train']} train / {m[f'n_{split}']} {split} images, {m['n_vertices']} vertices, "
+          f"{split} r mean {m[f'{split}_pearson_mean']:.3f}, R^2 mean {m[f'{split}_r2_mean']:.3f}")
     print("best layer counts: " + ", ".join(f"{k}: {v}" for k, v in m["best_layer_counts"].items()))
     print(f"wrote {os.path.abspath(args.out)}")
     return 0

@@ -17,6 +17,18 @@ def add_arguments(p) -> None:
     p.add_argument("--images", type=int, default=DEMO_SUBJECT["n_images"], help="planted images (default 1200)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures and the HTML page")
     add_fit_options(p)
+    show_demo_defaults(p)
+
+
+def show_demo_defaults(p) -> None:
+    """The shared fit options' help says FitConfig's defaults; the demo's own (DEMO_FIT) replace
+    them, so `demo --help` shows what the demo really uses (patience None is the CLI's 0 = never)."""
+    import re
+
+    for action in p._actions:
+        if action.dest in DEMO_FIT and action.help:
+            value = DEMO_FIT[action.dest]
+            action.help = re.sub(r"default [^;)]+", f"default {0 if value is None else value}", action.help)
 
 
 def check_targets(recovery: dict) -> dict:
@@ -61,7 +73,7 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
                  progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
                  overwrite=True)  # the demo owns its folder: each run of it refits
     truth = load_truth(subject_dir)
-    recovery = score_recovery(truth, result.selectors, result.val_r)
+    recovery = score_recovery(truth, result.selectors, result.heldout_r)  # images that chose nothing
     sel = result.selectors
     recovery["hierarchy"] = score_hierarchy(subject, truth, sel)
     metrics = dict(recovery=recovery, targets=TARGETS, passed=check_targets(recovery), fit=result.metrics,

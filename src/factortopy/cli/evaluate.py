@@ -8,8 +8,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by 'factortopy fit' or 'factortopy baseline'")
     parser.add_argument("--data", default=None,
                         help="data spec KIND:PATH[?opts] (default: the run's own; for --split test with split=test)")
-    parser.add_argument("--split", choices=("val", "test"), default="val",
-                        help="val: the run's validation images; test: the held-out test images (default: val)")
+    parser.add_argument("--split", choices=("heldout", "val", "test"), default="heldout",
+                        help="heldout: the run's held-out images, which chose nothing (default); val: its "
+                             "early-stopping images (optimistic); test: the data's test images")
     parser.add_argument("--device", default="cpu", help="torch device for features and predictions (default: cpu)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--by-hemi", action="store_true", help="also one row per ROI and hemisphere")

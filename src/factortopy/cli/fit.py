@@ -21,7 +21,10 @@ def add_fit_options(p) -> None:
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--dim", type=int, default=None, help="width D of the aligned channel space (default 128)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split, init and batch order (default 0)")
-    p.add_argument("--val-fraction", type=float, default=None, help="share of images held out (default 0.1)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of images for early stopping (they pick the best epoch; default 0.1)")
+    p.add_argument("--heldout-fraction", type=float, default=None,
+                   help="share of images held out for the headline score: they choose nothing (default 0.1)")
     p.add_argument("--patience", type=int, default=None,
                    help="stop after this many epochs without a better validation r (default 5; 0 = never)")
     p.add_argument("--reg-fade", choices=("fraction", "steps"), default=None,
@@ -40,7 +43,7 @@ def fit_config(args, **defaults):
     """A FitConfig from parsed options (unset options keep ``defaults``, then FitConfig's)."""
     from factortopy.fitting.fit import FitConfig
 
-    names = ("epochs", "batch_size", "lr", "dim", "seed", "val_fraction", "patience", "reg_fade", "reg_fade_value")
+    names = ("epochs", "batch_size", "lr", "dim", "seed", "val_fraction", "heldout_fraction", "patience", "reg_fade", "reg_fade_value")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if given.get("patience") == 0:
         given["patience"] = None
@@ -81,6 +84,7 @@ def run(args) -> int:
     result = fit(subject, backbone=spec, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
                  progress=not args.quiet, data_spec=args.data, overwrite=args.overwrite)
     if result.run_dir:
-        print(json.dumps({k: result.metrics[k] for k in ("val_pearson_mean", "n_train", "n_val", "epochs", "seconds")}))
+        keys = ("heldout_pearson_mean", "val_pearson_mean", "n_train", "n_val", "n_heldout", "epochs", "seconds")
+        print(json.dumps({k: result.metrics[k] for k in keys if k in result.metrics}))
         print(f"wrote {os.path.abspath(args.out)}")
     return 0

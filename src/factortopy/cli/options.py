@@ -43,3 +43,66 @@ def backbone_spec(args):
     return BackboneSpec(name=args.backbone, layers=args.layers, weights=args.weights, pretrained=args.pretrained,
                         random_init=bool(args.random_init), img_size=args.img_size, mean=_floats(args.mean),
                         std=_floats(args.std))
+
+
+# ---- threads (every command) ---------------------------------------------------------------------
+#: the most torch threads the default takes: the FactorTopy head and a backbone's forward gain
+#: little beyond this on the CPU, and a large count oversubscribes shared machines
+MAX_DEFAULT_THREADS = 8
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def machine_load() -> tuple[float, int] | None:
+    """(1-minute load average, CPUs of the machine), or None where the OS reports no load."""
+    import os
+
+    try:
+        return os.getloadavg()[0], os.cpu_count() or 1
+    except (AttributeError, OSError):
+        return None
+
+
+def default_threads() -> int:
+    """The CPUs available to this process that the machine's load leaves idle, at least 1 and at
+    most :data:`MAX_DEFAULT_THREADS`. On a busy machine more threads than idle CPUs is much slower
+    (issue 11: 0.22 vs 1.34 s per demo step on a loaded 2-core machine)."""
+    n = min(available_cpus(), MAX_DEFAULT_THREADS)
+    load = machine_load()
+    if load is not None:
+        n = min(n, round(load[1] - load[0]))
+    return max(1, n)
+
+
+def add_threads_argument(parser) -> None:
+    """``--threads N`` (every command; cli.build_parser adds it)."""
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="torch CPU threads (default: the available CPUs the machine's load leaves idle, "
+                             f"at most {MAX_DEFAULT_THREADS})")
+
+
+def apply_threads(args, stream=None) -> int:
+    """Set torch's CPU threads from ``--threads`` (or :func:`default_threads`) before a command's
+    work, and print a one-line note to ``stream`` (stderr, the progress output) when the machine's
+    load is above its CPU count, unless ``--quiet``. Returns the thread count set."""
+    import os
+    import sys
+
+    import torch
+
+    n = args.threads if args.threads is not None else default_threads()
+    torch.set_num_threads(n)
+    load = machine_load()
+    if load is not None and load[0] > load[1] and not getattr(args, "quiet", False):
+        print(f"note: the machine is oversubscribed (load average {load[0]:.1f} on {load[1]} CPUs): using {n} "
+              f"torch thread{'s' if n > 1 else ''}{'' if args.threads is not None else ' (--threads N to choose)'}",
+              file=stream or sys.stderr)
+    return n

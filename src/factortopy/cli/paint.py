@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("the interactive .html view shows one run; give a single RUN_DIR")
         from factortopy.viz.interactive import interactive_html
         from factortopy.viz.kinds import MAP_KINDS
-        from factortopy.viz.io import load_maps
+        from factortopy.runs.maps import load_maps
         from factortopy.viz.paint_runs import painting_from_maps
 
         maps = load_maps(args.run_dirs[0])

@@ -17,3 +17,27 @@ def train_val_split(n_images: int, val_fraction: float, seed: int) -> tuple[np.n
         raise ValueError(f"{n_images} images are too few for a validation fraction of {val_fraction}")
     order = np.random.default_rng(seed).permutation(n_images)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def split_indices(n_images: int, val_fraction: float, heldout_fraction: float, seed: int) -> dict:
+    """The three roles of a fit's images, disjoint and each sorted: ``train`` (the gradient),
+    ``val`` (early stopping: picks the best epoch) and ``heldout`` (the headline score: images that
+    chose nothing). heldout_fraction 0 gives an empty held-out set.
+
+    The held-out images are drawn first from the seeded order, then the validation images, so a
+    given (n_images, heldout_fraction, seed) holds out the same images whatever val_fraction is.
+    """
+    if not 0 <= heldout_fraction < 1:
+        raise ValueError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n_held = int(round(n_images * heldout_fraction)) if heldout_fraction > 0 else 0
+    if heldout_fraction > 0:
+        n_held = max(1, n_held)
+    n_val = max(1, int(round(n_images * val_fraction)))
+    if n_held + n_val >= n_images:
+        raise ValueError(f"{n_images} images are too few for a validation fraction of {val_fraction} and a "
+                         f"held-out fraction of {heldout_fraction}")
+    order = np.random.default_rng(seed).permutation(n_images)
+    return dict(heldout=np.sort(order[:n_held]), val=np.sort(order[n_held:n_held + n_val]),
+                train=np.sort(order[n_held + n_val:]))

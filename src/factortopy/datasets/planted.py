@@ -148,7 +148,9 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     maps = planted_maps(vertex, hemi, len(feats.layer_names), dim, seed, layer_width=layer_width)
 
     # The planted model is FactorTopy's own forward with fixed random projections and given selectors.
-    truth = FactorTopy(cortical_coordinates(vertex, hemi), feats.channels, dim=dim, grid=8)
+    with torch.random.fork_rng(devices=[]):  # the planted projections are a function of ``seed`` alone
+        torch.manual_seed(seed)
+        truth = FactorTopy(cortical_coordinates(vertex, hemi), feats.channels, dim=dim, grid=8)
     with torch.no_grad():
         tokens = feats.tokens.float()
         truth.calibrate_token_scale(tokens)  # 1/RMS per layer, as a fit with token_scale=True sets it

@@ -1,9 +1,10 @@
 """Score a RUN_DIR (FactorTopy or ridge) on held-out images: per-vertex metrics and ROI tables.
 
-split='val': the run's own validation images (the ids saved in config.json, else the seeded
-``train_val_split``) of the subject it was fitted on. split='test': the subject's held-out test
-images (Algonauts ``split=test``, NSD's shared 1000; or ``data`` given explicitly; for generic data,
-the images marked by ``test_mask``).
+split='heldout' (the default): the run's held-out images, which chose nothing (ids saved in
+config.json). split='val': its early-stopping images, which chose the best epoch (optimistic).
+Both come from the subject the run was fitted on. split='test': the subject's test images
+(Algonauts ``split=test``, NSD's shared 1000; or ``data`` given explicitly; for generic data, the
+images marked by ``test_mask``).
 """
 from __future__ import annotations
 
@@ -45,20 +46,24 @@ def evaluate_predictions(pred, target, noise_ceiling=None, rois=None, hemi=None)
     return out
 
 
-def _select_images(subject, config, split, explicit_data):
-    if split == "val":
-        ids = (config.get("split") or {}).get("val_image_ids")
-        if ids is not None:
-            pos = {int(i): k for k, i in enumerate(subject.image_ids)}
-            missing = [i for i in ids if int(i) not in pos]
-            if missing:
-                raise ValueError(f"{len(missing)} of the run's validation images (e.g. id {missing[0]}) are not in "
-                                 "the data; evaluate with the data the run was fitted on")
-            return np.array([pos[int(i)] for i in ids], dtype=np.int64)
-        from factortopy.data.split import train_val_split
+#: the splits a run can be scored on: its own held-out images (chose nothing), its early-stopping
+#: images (chose the best epoch: optimistic), or the data's test images
+SPLITS = ("heldout", "val", "test")
 
-        fit = config.get("fit") or config.get("split") or {}
-        return train_val_split(subject.n_images, fit["val_fraction"], fit["seed"])[1]
+
+def _select_images(subject, config, split, explicit_data):
+    if split in ("heldout", "val"):
+        ids = (config.get("split") or {}).get(f"{split}_image_ids")
+        if ids is None:
+            raise ValueError(f"the run records no {split} images (config.json split.{split}_image_ids); "
+                             + ("it was fitted with heldout_fraction=0: use --split val or test" if split == "heldout"
+                                else "use --split heldout or test"))
+        pos = {int(i): k for k, i in enumerate(subject.image_ids)}
+        missing = [i for i in ids if int(i) not in pos]
+        if missing:
+            raise ValueError(f"{len(missing)} of the run's {split} images (e.g. id {missing[0]}) are not in "
+                             "the data; evaluate with the data the run was fitted on")
+        return np.array([pos[int(i)] for i in ids], dtype=np.int64)
     mask = subject.extra.get("test_mask")
     if mask is not None and np.any(mask):
         return np.where(mask)[0]
@@ -69,7 +74,7 @@ def _select_images(subject, config, split, explicit_data):
     raise ValueError("the data hold no test images (no test_mask); pass the test data with --data")
 
 
-def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", device: str = "cpu",
+def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", device: str = "cpu",
                  batch_size: int = 32, by_hemi: bool = False, write: bool = True, subject=None,
                  progress: bool = False, backbone=None) -> dict:
     """Score the fitted run in ``run_dir`` on held-out images.
@@ -84,8 +89,8 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "val", devi
     """
     from factortopy.data import held_out_spec, load_subject
 
-    if split not in ("val", "test"):
-        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     from factortopy.runs import eval_files, open_run, write_json
 
     run = open_run(run_dir)

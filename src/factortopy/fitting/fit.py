@@ -14,7 +14,7 @@ from factortopy import __version__
 from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
-from factortopy.data.split import train_val_split
+from factortopy.data.split import split_indices
 
 
 @dataclass
@@ -31,7 +31,8 @@ class FitConfig:
     reg_weight: float = 0.1
     reg_fade: str = "fraction"  # 'fraction' of all steps, or 'steps' (reference: 2,000)
     reg_fade_value: float = 0.3
-    val_fraction: float = 0.1
+    val_fraction: float = 0.1  # early stopping: these images pick the best epoch
+    heldout_fraction: float = 0.1  # the headline score: images that chose nothing (0: none held out)
     seed: int = 0
     patience: int | None = 5  # epochs without a better validation r before stopping
     dim: int = 128
@@ -63,7 +64,12 @@ REFERENCE_SETTINGS = dict(batch_size=8, lr=1e-3, reg_fade="steps", reg_fade_valu
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns. Per-vertex arrays follow the subject's column order."""
+    """What :func:`fit` returns. Per-vertex arrays follow the subject's column order.
+
+    val_r / val_r2: Pearson r and R^2 on the early-stopping images (they chose the best epoch, so
+    they are optimistic). heldout_r / heldout_r2: on the held-out images, which chose nothing: the
+    honest score (None when ``heldout_fraction=0``).
+    """
 
     model: object  # FactorTopy (best validation weights)
     config: dict
@@ -75,6 +81,9 @@ class FitResult:
     val_index: np.ndarray
     history: list = field(default_factory=list)
     run_dir: str | None = None
+    heldout_r: np.ndarray | None = None
+    heldout_r2: np.ndarray | None = None
+    heldout_index: np.ndarray | None = None
 
 
 def all_reduce_gradients(model) -> None:
@@ -337,7 +346,8 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
             raise ValueError(f"features hold {len(features)} images but the subject has {subject.n_images}")
 
         # split and response normalisation (training statistics only)
-        train_idx, val_idx = train_val_split(subject.n_images, cfg.val_fraction, cfg.seed)
+        parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, cfg.seed)
+        train_idx, val_idx, held_idx = parts["train"], parts["val"], parts["heldout"]
         responses = np.asarray(subject.responses, dtype=np.float32)
         mean = responses[train_idx].mean(0)
         std = responses[train_idx].std(0)
@@ -358,8 +368,10 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
             backbone=identity,
             model=model.config(),
             fit=asdict(cfg),
-            split=dict(seed=cfg.seed, val_fraction=cfg.val_fraction, n_train=len(train_idx), n_val=len(val_idx),
-                       val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist()),
+            split=dict(seed=cfg.seed, val_fraction=cfg.val_fraction, heldout_fraction=cfg.heldout_fraction,
+                       n_train=len(train_idx), n_val=len(val_idx), n_heldout=len(held_idx),
+                       val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist(),
+                       heldout_image_ids=np.asarray(subject.image_ids)[held_idx].tolist()),
         )
         resume_key = hashlib.sha256(json.dumps(run_config, sort_keys=True, default=str).encode()).hexdigest()
         history, best, step = train(model, features.tokens, y, train_idx, val_idx, cfg, batch_size,
@@ -373,22 +385,34 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
         model.eval()
         val_r, val_r2 = _evaluate(model, features.tokens[torch.as_tensor(val_idx)], y[val_idx],
                                   cfg.eval_batch_size, cfg.device)
+        held_r = held_r2 = None
+        if len(held_idx):
+            held_r, held_r2 = _evaluate(model, features.tokens[torch.as_tensor(held_idx)], y[held_idx],
+                                        cfg.eval_batch_size, cfg.device)
         model = model.cpu()
         metrics = dict(
             val_pearson_mean=float(val_r.mean()), val_pearson_median=float(np.median(val_r)),
-            val_r2_mean=float(val_r2.mean()), n_train=int(len(train_idx)), n_val=int(len(val_idx)),
+            val_r2_mean=float(val_r2.mean()),
+            **({} if held_r is None else dict(heldout_pearson_mean=float(held_r.mean()),
+                                              heldout_pearson_median=float(np.median(held_r)),
+                                              heldout_r2_mean=float(held_r2.mean()))),
+            headline=("heldout_pearson_mean: images that chose nothing" if held_r is not None else
+                      "val_pearson_mean: the early-stopping images (optimistic; heldout_fraction=0)"),
+            n_train=int(len(train_idx)), n_val=int(len(val_idx)), n_heldout=int(len(held_idx)),
             n_vertices=int(subject.n_vertices), epochs=len(history), best_epoch=best["epoch"] + 1,
             steps=step, batch_size=batch_size, seconds=time.time() - t0, feature_seconds=t_features,
             train_seconds=train_seconds,
         )
         result = FitResult(model=model, config=run_config, metrics=metrics, selectors={}, val_r=val_r, val_r2=val_r2,
-                           train_index=train_idx, val_index=val_idx, history=history, run_dir=out)
+                           train_index=train_idx, val_index=val_idx, history=history, run_dir=out,
+                           heldout_r=held_r, heldout_r2=held_r2, heldout_index=held_idx)
         result.selectors = selector_arrays(model, subject.vertex, subject.hemi)
         if out and main_process:
             from factortopy.fitting.run import write_factortopy_run
 
+            scores = ("heldout", held_r, held_r2) if held_r is not None else ("val", val_r, val_r2)
             write_factortopy_run(out, model, run_config, metrics, result.selectors, mean, std, subject.vertex,
-                                 subject.hemi, val_r, val_r2, history)
+                                 subject.hemi, scores, history)
             if os.path.isfile(ckpt_path):
                 os.remove(ckpt_path)  # finished: the run directory is the result
         return result

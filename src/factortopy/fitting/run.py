@@ -19,14 +19,15 @@ def save_model(path: str, model) -> None:
 
 
 def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
-                         vertex, hemi, val_r, val_r2, history) -> None:
-    """Write every file of a finished FactorTopy run (docs/run-dir.md). config.json goes last: a
-    folder with it is a finished run."""
+                         vertex, hemi, scores, history) -> None:
+    """Write every file of a finished FactorTopy run (docs/run-dir.md). scores: (split name, r, r2)
+    for scores.npz. config.json goes last: a folder with it is a finished run."""
     save_model(os.path.join(out, MODEL), model)
     np.savez(os.path.join(out, RESPONSE_STATS), mean=response_mean, std=response_std)
     np.savez(os.path.join(out, SELECTORS), **selectors)
+    split, r, r2 = scores
     np.savez(os.path.join(out, SCORES), vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"),
-             r=val_r, r2=val_r2)
+             r=r, r2=r2, split=np.asarray(split))
     write_json(os.path.join(out, METRICS), metrics)
     with open(os.path.join(out, TRAIN_LOG), "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in history)

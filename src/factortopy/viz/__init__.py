@@ -33,7 +33,7 @@ _LAZY = {
     # grids and run dirs
     "compare_figure": "factortopy.viz.grid",
     "run_grid": "factortopy.viz.grid",
-    "load_maps": "factortopy.viz.io",
+    "load_maps": "factortopy.runs.maps",
     "paint": "factortopy.viz.paint_runs",
     "paint_run": "factortopy.viz.paint_runs",
     "plot_layer_profiles": "factortopy.viz.profiles",

@@ -93,7 +93,7 @@ def run_grid(run_dirs, rows=("layer", "space", "scale"), view: str = "posterior"
     each run's config.json unless ``titles`` are given; duplicated titles get a number appended.
     ``kw`` (hemis, surface, mesh, n_clusters, ax / axes, ...) go to :func:`compare_figure`.
     """
-    from factortopy.viz.io import load_maps
+    from factortopy.runs.maps import load_maps
 
     run_dirs = [run_dirs] if isinstance(run_dirs, (str, bytes)) or hasattr(run_dirs, "__fspath__") else list(run_dirs)
     loaded = [load_maps(p) for p in run_dirs]

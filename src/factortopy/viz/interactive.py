@@ -49,14 +49,14 @@ def hover_text(painting: Painting, maps: dict | None = None, roi=None) -> list[s
     matched to the painting by (hemi, vertex). roi: (N,) labels or {name: (N,) bool mask} over the
     painting's vertices (``subject.extra["rois"]``).
     """
-    from factortopy.analysis.compare import match_vertices
+    from factortopy.runs import align_columns
 
     n = len(painting.vertex)
     data = {k: painting.info[k] for k in ("layer_probs", "space_xy", "scale") if painting.info.get(k) is not None}
     names = painting.info.get("layer_names")
     have = np.ones(n, bool)
     if maps is not None:
-        ia, ib = match_vertices(painting.vertex, painting.hemi, maps["vertex"], maps["hemi"])
+        ia, ib = align_columns(painting.vertex, painting.hemi, maps["vertex"], maps["hemi"])
         have = np.zeros(n, bool)
         have[ia] = True
         take = np.zeros(n, np.int64)

@@ -9,7 +9,7 @@ from factortopy.viz.kinds import MAP_KINDS, painting
 
 
 def painting_from_maps(maps: dict, what: str = "layer", n_clusters: int = 20) -> M.Painting:
-    """The :class:`~factortopy.viz.maps.Painting` of one map of a :func:`~factortopy.viz.io.load_maps` dict."""
+    """The :class:`~factortopy.viz.maps.Painting` of one map of a :func:`~factortopy.runs.maps.load_maps` dict."""
     return painting(maps, what, n_clusters)
 
 
@@ -19,7 +19,7 @@ def paint_run(run_dir, what: str = "layer", views=M.DEFAULT_VIEWS, hemis="both",
 
     ax / axes: your own Axes, one per view (see :func:`~factortopy.viz.maps.plot_painting`).
     """
-    from factortopy.viz.io import load_maps
+    from factortopy.runs.maps import load_maps
 
     maps = load_maps(run_dir)
     p = painting_from_maps(maps, what, n_clusters)

@@ -1,0 +1,93 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Comparing backbones
+#
+# The same subject, two networks: MobileNetV2 with its ImageNet weights (the package ships them,
+# `factortopy.datasets.planted.shipped_backbone()`), and the same architecture with random weights.
+# Which predicts the brain better, and do their layer maps differ?
+#
+# The subject is planted from the trained MobileNetV2, so the trained network should win and its
+# layer map should follow the planted hierarchy; a random network's layers are much alike, so its
+# layer map is poorly identified (docs/method.md). With real data, swap in any backbone names
+# (`factortopy layers --list`). `FACTORTOPY_EXAMPLE_SIZE=tiny` runs this in seconds.
+
+# %%
+import os
+
+import numpy as np
+
+import factortopy
+from factortopy import analysis, viz
+from factortopy.data.algonauts import load_algonauts
+from factortopy.datasets.planted import load_truth, make_planted_subject, shipped_backbone
+
+SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
+WORKDIR = os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
+SIZES = {
+    "tiny": dict(subject=dict(n_images=64, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
+                 fit=dict(epochs=2, batch_size=16, dim=8)),
+    "full": dict(subject=dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7),
+                 fit=dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)),
+}
+settings = SIZES[SIZE]
+
+name, weights = shipped_backbone()  # ("mobilenetv2_100", the ImageNet weights file)
+subject_dir = os.path.join(WORKDIR, f"planted-{SIZE}", "subj01")
+if not os.path.isfile(os.path.join(subject_dir, "planted.json")):
+    make_planted_subject(subject_dir, backbone=name, weights=weights, progress=False, **settings["subject"])
+subject = load_algonauts(subject_dir)
+
+# %% [markdown]
+# ## Two fits
+#
+# A backbone is a name plus how its weights are chosen: a weights file, its pretrained hub weights
+# (the default for a name), or `random_init=True`. Run titles and configs say "random init" when it
+# is one.
+
+# %%
+backbones = {
+    "trained": dict(backbone=name, weights=weights),
+    "random init": dict(backbone=name, random_init=True),
+}
+runs = {}
+for label, choice in backbones.items():
+    runs[label] = os.path.join(WORKDIR, SIZE, "runs", "compare-" + label.replace(" ", "-"))
+    result = factortopy.fit(subject, **choice, img_size=settings["subject"]["img_size"], out=runs[label],
+                            overwrite=True, progress=False, **settings["fit"])
+    print(f"{label:12s} held-out r = {result.metrics['heldout_pearson_mean']:.3f}")
+
+# %% [markdown]
+# ## How well does each layer map follow the hierarchy?
+#
+# The hierarchy score is the rank correlation of each vertex's expected layer with its position
+# along the planted hierarchy (here: the planted truth's own position, known for this subject; on
+# real data, ROI ranks or the distance from the occipital pole; see the next notebooks).
+
+# %%
+truth = load_truth(subject_dir)
+for label, run_dir in runs.items():
+    maps = viz.load_maps(run_dir)
+    score = analysis.hierarchy_score(maps["layer_probs"], position=truth["hierarchy"], n_boot=200)
+    print(f"{label:12s} hierarchy rho = {score['rho']:.2f} [{score['ci_low']:.2f}, {score['ci_high']:.2f}]")
+
+# %% [markdown]
+# ## Side by side
+#
+# One column per run; `compare_runs` measures how far the layer, position and scale choices moved
+# between them on the vertices they share.
+
+# %%
+shift = analysis.compare_runs(runs["trained"], runs["random init"], load=viz.load_maps)
+print(f"{shift['n_matched']} shared vertices: the expected layer (0 = first, 1 = last) moved by "
+      f"{np.abs(shift['d_layer']).mean():.2f} on average, the image position by "
+      f"{np.median(shift['d_space_dist']):.2f} (median, image half-widths)")
+viz.run_grid(list(runs.values()), rows=("layer", "space"), titles=list(runs))
