@@ -119,3 +119,19 @@ def test_params_clone_and_clear_errors(planted):
         enc.fit(images, subject.responses, vertices=subject.vertex[:-1], hemi=subject.hemi)
     with pytest.raises(ValueError, match="fit\\(subject\\) takes the subject alone"):
         enc.fit(subject, subject.responses)
+
+
+def test_the_temporary_run_goes_with_the_estimator_and_with_a_refit(planted, tmp_path):
+    import gc
+
+    subject, images, weights = planted
+    enc = _encoder(weights, epochs=1).fit(subject)
+    first = enc.run_.path
+    assert os.path.isfile(os.path.join(first, "config.json"))
+    enc.fit(subject)  # a refit replaces the previous temporary run
+    second = enc.run_.path
+    assert not os.path.exists(first) and os.path.isdir(second)
+    kept = enc.save(str(tmp_path / "kept"))
+    del enc
+    gc.collect()
+    assert not os.path.exists(second) and os.path.isfile(os.path.join(kept, "config.json"))

@@ -53,6 +53,21 @@ def test_test_split_scores_rois_and_noise_ceiling(fitted, capsys):
     np.testing.assert_allclose(ev["score"], np.minimum(100 * np.maximum(ev["r"], 0) ** 2 / nc, 100), rtol=1e-4)
 
 
+def test_an_undefined_ceiling_is_scored_as_the_official_scorer_and_said(fitted):
+    """NC = 0 used to become NaN and silently leave the mean; the official scorer uses 1e-14."""
+    from factortopy.data import load_subject
+    from factortopy.evaluation import evaluate_run
+
+    subject = load_subject(f"algonauts:{fitted['truth']['path']}?split=test")
+    subject.extra["noise_ceiling"] = np.asarray(subject.extra["noise_ceiling"]).copy()
+    subject.extra["noise_ceiling"][:3] = 0.0
+    res = evaluate_run(fitted["out"], split="test", subject=subject, write=False)
+    expected = np.where(res["r"][:3] > 0, 100.0, 0.0)
+    np.testing.assert_array_equal(res["score"][:3], expected)
+    assert np.isfinite(res["score"]).all()
+    assert any("noise ceiling 0" in n for n in res["notes"]) and "note: 3 vertices" in res["text"]
+
+
 
 def test_training_data_is_never_scored_as_test(fitted):
     """--split test with training data (no test images) is refused, not scored on fitted images."""

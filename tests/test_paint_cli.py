@@ -2,15 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import pytest
 
 pytest.importorskip("nilearn")
-sys.path.insert(0, os.path.dirname(__file__))
-from test_viz import write_run  # noqa: E402
-
 from factortopy.cli import paint as cli_paint  # noqa: E402
 
 
@@ -21,7 +16,7 @@ def run_cli(argv):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, write_run):
     base = tmp_path_factory.mktemp("runs")
     write_run(base / "a", seed=0, name="clip_vit_b16")
     write_run(base / "b", seed=1, L=8, name="dinov2_s14", full=True)

@@ -85,6 +85,17 @@ def test_a_batch_of_mixed_sizes_equals_each_image_alone(run_dir):
     np.testing.assert_allclose(together, alone, atol=1e-6)
 
 
+def test_a_ridge_run_predicts_new_images_too(run_dir, tmp_path):
+    from factortopy.baselines.run import fit_ridge_baseline
+
+    folder = os.path.join(os.path.dirname(run_dir), "subj01")
+    out = str(tmp_path / "ridge")
+    fit_ridge_baseline(load_algonauts(folder), "resnet18", img_size=64, weights=os.path.join(folder, PLANTED_BACKBONE),
+                       cv=2, out=out)
+    imgs = _pictures(2)
+    np.testing.assert_allclose(factortopy.predict(out, list(imgs)), open_run(out).predict(imgs), atol=1e-6)
+
+
 def test_bad_images_are_clear_errors(run_dir, tmp_path):
     img = _pictures(1)[0]
     cases = [

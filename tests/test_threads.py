@@ -19,6 +19,7 @@ def keep_torch_threads():
 
 
 def _machine(monkeypatch, cpus_available, cpus, load):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the machine decides, not the environment
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus_available)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
@@ -57,6 +58,14 @@ def test_the_threads_value_reaches_torch_before_the_work(monkeypatch):
 def test_default_threads(monkeypatch, available, cpus, load, expected):
     _machine(monkeypatch, available, cpus, load)
     assert default_threads() == expected
+
+
+def test_omp_num_threads_in_the_environment_is_the_default(monkeypatch):
+    _machine(monkeypatch, 8, 8, 0.0)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # e.g. torchrun's one thread per process
+    assert default_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert default_threads() == 8
 
 
 def test_a_note_when_the_machine_is_oversubscribed(monkeypatch, capsys):

@@ -24,30 +24,6 @@ from factortopy.viz.render import build_polys, face_colors, panels, project  # n
 N5 = 10242
 
 
-def write_run(d, n_per=400, L=5, seed=0, full=False, name="vit_test", with_scores=True):
-    """A RUN_DIR fixture following docs/run-dir.md."""
-    os.makedirs(d, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    top = 163842 if full else N5
-    vertex = np.concatenate([np.sort(rng.choice(top, n_per, replace=False)) for _ in range(2)]).astype(np.int64)
-    hemi = np.array(["lh"] * n_per + ["rh"] * n_per)
-    n = len(vertex)
-    maps = dict(vertex=vertex, hemi=hemi, layer_names=np.array([f"blocks.{i}" for i in range(L)]),
-                layer_probs=rng.dirichlet(np.ones(L), n).astype(np.float32),
-                space_xy=rng.uniform(-0.99, 0.99, (n, 2)).astype(np.float32),
-                scale=rng.uniform(0, 1, n).astype(np.float32), readout=rng.normal(size=(n, 8)).astype(np.float32))
-    np.savez(os.path.join(d, "selectors.npz"), **maps)
-    if with_scores:
-        perm = rng.permutation(n)  # scores in another order: must be matched by (hemi, vertex)
-        r = rng.uniform(-0.3, 0.9, n).astype(np.float32)
-        np.savez(os.path.join(d, "scores.npz"), vertex=vertex[perm], hemi=hemi[perm], r=r[perm], r2=(r ** 2)[perm])
-        maps["r"] = r
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump({"factortopy_version": "0.1.0", "kind": "factortopy", "data": "planted:subj01",
-                   "backbone": {"name": name, "layers": [f"blocks.{i}" for i in range(L)]}}, f)
-    return maps
-
-
 def one_ring(hemi="lh", k=0):
     """Vertex k and its neighbours on fsaverage5."""
     f = fsmesh.fsaverage5()[hemi].faces
@@ -282,7 +258,7 @@ def test_vertices_outside_the_fit_are_transparent_over_the_background():
 
 # ------------------------------------------------------------------------------ figures
 
-def test_each_map_figure(tmp_path):
+def test_each_map_figure(tmp_path, write_run):
     maps = write_run(tmp_path / "run", n_per=300)
     v, h = maps["vertex"], maps["hemi"]
     figs = [
@@ -298,7 +274,7 @@ def test_each_map_figure(tmp_path):
         assert (tmp_path / f"f{i}.png").stat().st_size > 1000
 
 
-def test_load_maps_run_dir_and_planted_truth(tmp_path):
+def test_load_maps_run_dir_and_planted_truth(tmp_path, write_run):
     from factortopy.viz import load_maps
 
     maps = write_run(tmp_path / "run")
@@ -317,7 +293,7 @@ def test_load_maps_run_dir_and_planted_truth(tmp_path):
         load_maps(tmp_path)
 
 
-def test_compare_figure_grid(tmp_path):
+def test_compare_figure_grid(tmp_path, write_run):
     from factortopy.viz import compare_figure, load_maps
 
     write_run(tmp_path / "a", seed=0)
@@ -395,7 +371,7 @@ def test_interactive_html_in_headless_chromium(tmp_path):
     assert "legend words here" in dom and "data:image/png;base64" in dom  # rendered by plotly in the page
 
 
-def test_interactive_page_has_legend_and_hover_fields(tmp_path):
+def test_interactive_page_has_legend_and_hover_fields(tmp_path, write_run):
     pytest.importorskip("plotly")
     from factortopy.viz import load_maps
     from factortopy.viz.interactive import hover_text, interactive_html
@@ -442,7 +418,7 @@ def test_interactive_without_plotly_says_what_to_install(monkeypatch):
 
 # ------------------------------------------------------------------------------ map kinds
 
-def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path):
+def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path, write_run):
     from factortopy.cli import paint as cli_paint
     from factortopy.viz import MAP_KINDS, run_grid
     from factortopy.viz.paint_runs import paint
@@ -469,7 +445,7 @@ def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path):
         run_grid(runs, rows=("layr",))
 
 
-def test_a_new_map_kind_is_one_entry(tmp_path):
+def test_a_new_map_kind_is_one_entry(tmp_path, write_run):
     """Registering a kind makes it paintable by paint, run_grid and the CLI, with nothing else edited."""
     import argparse
 
@@ -501,7 +477,7 @@ def test_a_new_map_kind_is_one_entry(tmp_path):
 
 # ------------------------------------------------------------------------------ notebooks: your own Axes
 
-def test_plotting_functions_draw_into_given_axes(tmp_path):
+def test_plotting_functions_draw_into_given_axes(tmp_path, write_run):
     from matplotlib.figure import Figure
 
     from factortopy.viz import compare_figure, load_maps, paint

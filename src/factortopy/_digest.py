@@ -10,15 +10,20 @@ The memo lives in memory and, when writable, in ``$FACTORTOPY_CACHE_DIR/digests.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import threading
+import time
 
 _CHUNK = 1 << 22  # 4 MiB: large enough to run at disk speed, small enough to stay off the heap
 _MEMO: dict[str, str] = {}
 _LOCK = threading.Lock()
 _loaded = False
+_dirty = False
+_last_save = 0.0
+_SAVE_EVERY = 2.0  # seconds: 10,000 image files must not rewrite the memo 10,000 times
 
 
 def _memo_path() -> str:
@@ -41,6 +46,10 @@ def _load_memo() -> None:
 
 
 def _save_memo() -> None:
+    global _dirty, _last_save
+    if not _dirty:
+        return
+    _dirty, _last_save = False, time.monotonic()
     path = _memo_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -58,6 +67,7 @@ def file_digest(path, length: int = 16) -> str:
     The key of the memo is the absolute path with the file's size and modification time in
     nanoseconds: any rewrite changes the mtime, so a stale digest is never returned.
     """
+    global _dirty
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
     key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
@@ -75,8 +85,13 @@ def file_digest(path, length: int = 16) -> str:
             for k in [k for k in _MEMO if k.startswith(path + "|")]:
                 del _MEMO[k]
             _MEMO[key] = hit
-            _save_memo()
+            _dirty = True
+            if time.monotonic() - _last_save > _SAVE_EVERY:
+                _save_memo()
     return hit[:length]
+
+
+atexit.register(lambda: _save_memo())  # what the last batch of digests added
 
 
 def bytes_digest(*parts, length: int = 16) -> str:

@@ -329,6 +329,9 @@ class FactorTopyEncoder:
 
         subject = self._subject(X, y, vertices, hemi, coords, image_ids, name)
         if out is None:
+            previous = getattr(self, "_tmp_cleanup", None)
+            if previous is not None:
+                previous()  # a refit replaces the previous temporary run
             tmp = tempfile.mkdtemp(prefix="factortopy-encoder-")
             self._tmp_cleanup = weakref.finalize(self, shutil.rmtree, tmp, ignore_errors=True)
             out = os.path.join(tmp, "run")
@@ -390,6 +393,11 @@ class FactorTopyEncoder:
         (uniform average over columns), except that a constant column of ``y`` scores 0 here.
         Per vertex: :meth:`score_vertices`."""
         return float(np.mean(self.score_vertices(X, y, "r2")))
+
+    def __getstate__(self):
+        # a pickled copy keeps the model in memory but not the temporary folder's finalizer: the
+        # folder goes with the original; persist a fit with save() / load()
+        return {k: v for k, v in self.__dict__.items() if k != "_tmp_cleanup"}
 
     # ---- saving -------------------------------------------------------------------------------------
     def save(self, path: str, overwrite: bool = False) -> str:

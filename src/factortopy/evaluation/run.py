@@ -121,7 +121,12 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
                                None if nc is None else np.asarray(nc)[si], rois, hemi if by_hemi else None)
     res.update(split=split, data=spec, n_images=int(index.size), vertex=np.asarray(subject.vertex)[si], hemi=hemi,
                image_ids=np.asarray(subject.image_ids)[index], kind=kind)
-    res["text"] = format_table(res["table"])
+    res["notes"] = []
+    if nc is not None:  # where the Algonauts score is computed unlike (or notably like) the official scorer
+        from factortopy.evaluation.metrics import score_deviations
+
+        res["notes"] = score_deviations(np.asarray(nc)[si], pred[:, ri], subject.responses[index][:, si])
+    res["text"] = format_table(res["table"]) + "".join(f"\nnote: {n}" for n in res["notes"])
     if write:
         npz_name, json_name = eval_files(split)
         np.savez(os.path.join(run_dir, npz_name),
@@ -129,7 +134,7 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
                  hemi=res["hemi"].astype("<U2"))
         summary = dict(kind=kind, split=split, data=spec, n_images=res["n_images"],
                        pearson_mean=float(np.mean(res["r"])), r2_mean=float(np.mean(res["r2"])),
-                       table=res["table"])
+                       table=res["table"], notes=res["notes"])
         if "score" in res:
             summary["score_mean"] = float(np.nanmean(res["score"]))
         write_json(os.path.join(run_dir, json_name), summary)

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from factortopy.runs import (CONFIG, METRICS, MODEL, RESPONSE_STATS, SCORES, SELECTORS, TRAIN_LOG, Run,
-                             open_run, write_json)
+                             open_run, verify_checksum, write_checksums, write_json)
 
 
 def save_model(path: str, model) -> None:
@@ -21,7 +21,8 @@ def save_model(path: str, model) -> None:
 def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
                          vertex, hemi, scores, history) -> None:
     """Write every file of a finished FactorTopy run (docs/run-dir.md). scores: (split name, r, r2)
-    for scores.npz. config.json goes last: a folder with it is a finished run."""
+    for scores.npz. checksums.json (SHA-256 of the model and arrays, verified on load) comes just
+    before config.json, which goes last: a folder with it is a finished run."""
     save_model(os.path.join(out, MODEL), model)
     np.savez(os.path.join(out, RESPONSE_STATS), mean=response_mean, std=response_std)
     np.savez(os.path.join(out, SELECTORS), **selectors)
@@ -31,6 +32,7 @@ def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors
     write_json(os.path.join(out, METRICS), metrics)
     with open(os.path.join(out, TRAIN_LOG), "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in history)
+    write_checksums(out, (MODEL, RESPONSE_STATS, SELECTORS, SCORES))
     write_json(os.path.join(out, CONFIG), config)
 
 
@@ -50,13 +52,16 @@ class FactorTopyRun(Run):
         model_path = self.file(MODEL)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"{model_path} not found (the fit did not finish?)")
+        verify_checksum(model_path)  # garbled tensor bytes still parse: only the digest sees them
         try:
             state = load_file(model_path)
         except (SafetensorError, OSError, ValueError) as err:
             raise ValueError(f"{model_path} cannot be read ({err}): the file is damaged; refit the run") from None
-        if "model" not in config:
-            raise KeyError(f"{self.file(CONFIG)} lacks the key 'model': the file is damaged; refit the run")
-        self.model = FactorTopy.from_state_dict(state, config["model"]).eval()
+        try:
+            self.model = FactorTopy.from_state_dict(state, config["model"]).eval()
+        except (RuntimeError, TypeError) as err:  # tensors of other shapes or names than the config says
+            raise ValueError(f"{model_path} does not match {self.file(CONFIG)} ({str(err)[:200]}): one of them "
+                             "is damaged or from another run; refit the run") from None
         stats = self._read_npz(RESPONSE_STATS)
         self.response_mean, self.response_std = stats["mean"], stats["std"]
 
