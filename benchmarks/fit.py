@@ -2,7 +2,7 @@
 
 Defaults are NSD scale: 9,841 images, 39,548 vertices, ViT-B/16 at 224 with all 12 blocks, 10 epochs
 with validation after each, batch 8 (FitConfig's). The subject is built in memory (synthetic images
-from factortopy.datasets.images.make_images, coordinates on two radius-100 spheres side by side,
+from factortopy.datasets.photos.make_images, coordinates on two radius-100 spheres side by side,
 responses planted from the extracted tokens: each vertex reads one layer, cell and channel, plus
 noise), so nothing is written to disk.
 
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
 
     from factortopy.backbones import load_backbone
     from factortopy.data.subject import Subject
-    from factortopy.datasets.images import make_images
+    from factortopy.datasets.photos import make_images
     from factortopy.features.extract import extract_features
     from factortopy.fitting.fit import fit
 

@@ -25,7 +25,7 @@ from PIL import Image
 import factortopy
 from factortopy import FactorTopyEncoder
 from factortopy.data.algonauts import load_algonauts
-from factortopy.datasets.images import make_images
+from factortopy.datasets.photos import make_images
 from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject, shipped_backbone
 
 SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")

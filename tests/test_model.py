@@ -331,7 +331,7 @@ def test_selector_arrays_keys_shapes_and_values(model):
     arrays = selector_arrays(model, vertex, hemi)
     # docs/run-dir.md, written out by hand
     shapes = dict(vertex=(N,), hemi=(N,), layer_names=(L,), layer_probs=(N, L), space_xy=(N, 2), scale=(N,),
-                  readout=(N, D))
+                  rf_size=(N,), readout=(N, D))
     assert {k: v.shape for k, v in arrays.items()} == shapes
     assert arrays["vertex"].dtype == np.int64 and arrays["hemi"].dtype == np.dtype("<U2")
     assert all(arrays[k].dtype == np.float32 for k in ("layer_probs", "space_xy", "scale", "readout"))
@@ -340,6 +340,7 @@ def test_selector_arrays_keys_shapes_and_values(model):
     np.testing.assert_allclose(arrays["space_xy"], sel.space.numpy(), rtol=1e-6)
     np.testing.assert_allclose(arrays["layer_probs"], sel.layer_probs.numpy(), rtol=1e-6)
     np.testing.assert_allclose(arrays["scale"], sel.scale[:, 0].numpy(), rtol=1e-6)
+    assert np.all(arrays["rf_size"] == 0)  # a point model's receptive field: size 0
     np.testing.assert_array_equal(arrays["vertex"], vertex)
     assert list(arrays["layer_names"]) == model.layer_names
     with pytest.raises(ValueError, match="one entry per model vertex"):
@@ -348,11 +349,14 @@ def test_selector_arrays_keys_shapes_and_values(model):
 
 def test_model_and_selectors_follow_the_table(model):
     # One MLP per row, with the row's width (L for the layer selector) and the row's state-dict name.
-    widths = {spec.module: model.get_submodule(spec.module)[-1].out_features for spec in SELECTORS}
+    # A point model has no receptive-field-size MLP: its checkpoints are those of before the row.
+    widths = {spec.module: model.get_submodule(spec.module)[-1].out_features for spec in SELECTORS
+              if hasattr(model, spec.module)}
     assert widths == {"space_mlp": 2, "layer_mlp": 3, "scale_mlp": 1}
     sel = model.selectors()
     assert isinstance(sel, Selectors)
-    assert [f for f in vars(sel)] == ["space", "layer_probs", "scale"]
+    assert [f for f in vars(sel)] == ["space", "layer_probs", "scale", "rf_size"]
+    assert torch.equal(sel.rf_size, torch.zeros(50, 1, dtype=sel.rf_size.dtype))
     # The row's activation applied to the row's MLP, written out for the encoding.
     e = model.encoding(model.coords)
     torch.testing.assert_close(sel.layer_probs, torch.softmax(model.layer_mlp(e), -1))

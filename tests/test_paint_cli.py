@@ -28,7 +28,7 @@ def test_help_is_one_line():
     assert isinstance(cli_paint.HELP, str) and "\n" not in cli_paint.HELP
 
 
-@pytest.mark.parametrize("what", ["layer", "space", "scale", "channel", "score"])
+@pytest.mark.parametrize("what", ["layer", "space", "scale", "channel", "r"])
 def test_each_map_to_png(runs, tmp_path, what):
     out = tmp_path / f"{what}.png"
     assert run_cli([str(runs / "a"), "--what", what, "--out", str(out), "--dpi", "40"]) == 0
@@ -55,7 +55,7 @@ def test_several_runs_make_a_grid(runs, tmp_path):
     assert out.stat().st_size > 1000
     from factortopy.viz.paint_runs import paint
 
-    fig = paint([runs / "a", runs / "b"], what=["layer", "score"], views="posterior")
+    fig = paint([runs / "a", runs / "b"], what=["layer", "r"], views="posterior")
     titles = {ax.get_title() for ax in fig.axes}
     assert {"clip_vit_b16 | planted:subj01", "dinov2_s14 | planted:subj01"} <= titles
 
@@ -73,7 +73,7 @@ def test_errors_are_clear(runs, tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         run_cli([str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")])
     with pytest.raises(ValueError, match="scores.npz missing"):
-        run_cli([str(runs / "noscores"), "--what", "score", "--out", str(tmp_path / "x.png")])
+        run_cli([str(runs / "noscores"), "--what", "r", "--out", str(tmp_path / "x.png")])
     with pytest.raises(FileNotFoundError, match="not a RUN_DIR"):
         run_cli([str(tmp_path), "--out", str(tmp_path / "x.png")])
     with pytest.raises(SystemExit):

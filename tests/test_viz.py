@@ -425,12 +425,12 @@ def test_paint_and_run_grid_accept_the_same_registered_names(tmp_path, write_run
 
     write_run(tmp_path / "a", seed=0)
     write_run(tmp_path / "b", seed=1)
-    for name in ("layer", "space", "scale", "channel", "score", "r2"):
+    for name in ("layer", "space", "scale", "channel", "r", "r2"):
         assert name in MAP_KINDS
     runs = [tmp_path / "a", tmp_path / "b"]
     # 'score' is the validation r: the same name in a single painting, a grid and run_grid
-    single = paint(runs[0], what="score", views="posterior")
-    grid = run_grid(runs, rows=("score",), view="posterior")
+    single = paint(runs[0], what="r", views="posterior")
+    grid = run_grid(runs, rows=("r",), view="posterior")
     r_a = np.load(tmp_path / "a" / "scores.npz")["r"]
     legend = single.axes[-1]
     assert legend.get_title() == "r" and grid.axes[-1].get_title() == "r"
@@ -501,7 +501,7 @@ def test_plotting_functions_draw_into_given_axes(tmp_path, write_run):
     fig2 = Figure()
     cells = fig2.subplots(2, 1)
     cols = {"a": load_maps(tmp_path / "a")}
-    assert compare_figure(cols, rows=("layer", "score"), axes=cells) is fig2
+    assert compare_figure(cols, rows=("layer", "r"), axes=cells) is fig2
     assert cells[0].get_title() == "a" and [len(c.child_axes) for c in cells] == [1, 1]  # one legend per row
     import factortopy.viz.paint_runs  # noqa: F401  (the module that defines paint: must not shadow it)
 

@@ -1,4 +1,6 @@
-"""Data: subjects (images + responses + vertices), NSD layouts, fsaverage meshes.
+"""Readers of real data: subjects (images + responses + vertices) from the Algonauts 2023 and raw NSD
+layouts and your own files, their image-set identity, splits, noise ceilings and ROIs. (Synthetic
+planted subjects: factortopy.datasets; fsaverage meshes: factortopy.surface.)
 
 ``load_subject(spec)`` reads a ``--data`` spec ``KIND:PATH[?key=value&...]``:
 

@@ -1,1 +1,7 @@
-"""Datasets that ship with factortopy: planted-truth subjects made offline."""
+"""Synthetic data factortopy makes itself, offline: planted-truth subjects (``planted``) and the
+bundled photographs they show (``photos``).
+
+Not to be confused with :mod:`factortopy.data`, which READS the real releases (Algonauts 2023, raw
+NSD) and your own data: ``data`` reads what exists, ``datasets`` makes what can be checked against
+a known truth.
+"""

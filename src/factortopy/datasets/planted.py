@@ -135,7 +135,7 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     from factortopy.backbones import load_backbone
     from safetensors.torch import save_file
     from factortopy.surface import HEMIS, cortical_coordinates
-    from factortopy.datasets.images import make_images
+    from factortopy.datasets.photos import make_images
     from factortopy.features.extract import extract_features
     from factortopy.model.factortopy import FactorTopy, Selectors
 

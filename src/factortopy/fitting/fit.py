@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -47,6 +50,12 @@ class FitConfig:
     readout_init: str = "normal"  # reference: "uniform" (+-1/sqrt(D), like nn.Linear)
     token_scale: bool = True  # fixed per-layer 1/RMS of the tokens; reference: none (False)
     positional_encoding: str = "ours"  # reference: "reference" (1000^(-k/32), sin/cos interleaved)
+    # what a vertex reads around (x, y): "point" (the paper's bilinear sample) or "gaussian" (a pool
+    # of learned per-vertex size; docs/method.md, "Receptive fields of every size")
+    receptive_field: str = "point"
+
+    def __post_init__(self):
+        check_fit_config(self)  # every way of making a FitConfig is checked before any work
 
     @classmethod
     def reference(cls, **overrides) -> "FitConfig":
@@ -56,10 +65,103 @@ class FitConfig:
         return cls(**{**REFERENCE_SETTINGS, **overrides})
 
 
+def _whole(low):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(low, strict=True):
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+        (v > low if strict else v >= low)
+
+
+#: FitConfig field -> (test, what it must be). A new field with a range adds one row.
+FIT_CHECKS = {
+    "epochs": (_whole(1), "a whole number >= 1"),
+    "batch_size": (lambda v: v == "auto" or _whole(1)(v), "a whole number >= 1 or 'auto'"),
+    "lr": (_number(0), "a finite number > 0"),
+    "weight_decay": (_number(0, strict=False), "a finite number >= 0"),
+    "grad_clip": (_number(0), "a finite number > 0"),
+    "smooth_l1_beta": (_number(0, strict=False), "a finite number >= 0"),
+    "reg_weight": (_number(0, strict=False), "a finite number >= 0"),
+    "reg_fade": (lambda v: v in ("fraction", "steps"), "'fraction' or 'steps'"),
+    "reg_fade_value": (_number(0, strict=False), "a finite number >= 0"),
+    "val_fraction": (lambda v: _number(0)(v) and v < 1, "a fraction in (0, 1)"),
+    "heldout_fraction": (lambda v: _number(0, strict=False)(v) and v < 1, "a fraction in [0, 1)"),
+    "seed": (_whole(0), "a whole number >= 0"),
+    "patience": (lambda v: v is None or _whole(1)(v), "a whole number >= 1 (or None: never stop early)"),
+    "dim": (_whole(1), "a whole number >= 1"),
+    "hidden": (_whole(1), "a whole number >= 1"),
+    "grid": (_whole(1), "a whole number >= 1"),
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"cpu|mps|cuda(:\d+)?", v) is not None,
+               "cpu, cuda, cuda:N or mps"),
+    "amp_dtype": (lambda v: v in ("bfloat16", "float16"), "'bfloat16' or 'float16'"),
+    "feature_batch_size": (_whole(1), "a whole number >= 1"),
+    "eval_batch_size": (_whole(1), "a whole number >= 1"),
+}
+
+
+def check_fit_config(cfg) -> None:
+    """Raise ValueError naming the first setting of ``cfg`` outside its range (:data:`FIT_CHECKS`)."""
+    for name, (ok, what) in FIT_CHECKS.items():
+        value = getattr(cfg, name, None)
+        if not ok(value):
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {what}, got {value!r}")
+    if cfg.val_fraction + cfg.heldout_fraction >= 1:
+        raise ValueError(f"val_fraction + heldout_fraction must leave training images, got "
+                         f"{cfg.val_fraction} + {cfg.heldout_fraction} >= 1")
+
+
+def check_outputs(out=None, cache_dir=None) -> None:
+    """Refuse an ``out`` or ``cache_dir`` that is an existing file, before any work."""
+    for option, path in (("--out", out), ("--cache-dir", cache_dir)):
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{option} {path} is an existing file, not a folder: choose a folder")
+
+
+#: Pearson r over fewer images carries no information (1 image: undefined, 2: always +-1), so
+#: neither choosing the best epoch nor the headline score can rest on it
+MIN_EVAL_IMAGES = 3
+#: below this, a vertex's r has a standard error 1/sqrt(n - 3) above 0.24 (Fisher z), larger than
+#: typical visual-cortex encoding r: the epoch choice and the score are mostly noise
+WARN_EVAL_IMAGES = 20
+
+
+def check_split_sizes(parts: dict, cfg) -> None:
+    """Refuse a validation (or held-out) set under :data:`MIN_EVAL_IMAGES`, warn under
+    :data:`WARN_EVAL_IMAGES` (docs/reliability.md)."""
+    for role, option, fraction in (("val", "--val-fraction", cfg.val_fraction),
+                                   ("heldout", "--heldout-fraction", cfg.heldout_fraction)):
+        n = len(parts[role])
+        if role == "heldout" and fraction == 0:
+            continue
+        if n < MIN_EVAL_IMAGES:
+            raise ValueError(f"the {role} set has {n} image(s) ({option} {fraction}); Pearson r needs at least "
+                             f"{MIN_EVAL_IMAGES}: raise {option} or use more images")
+        if n < WARN_EVAL_IMAGES:
+            warnings.warn(f"the {role} set has only {n} images ({option} {fraction}): per-vertex r has a standard "
+                          f"error above {1 / math.sqrt(WARN_EVAL_IMAGES - 3):.2f}, so the "
+                          f"{'best epoch' if role == 'val' else 'held-out score'} is mostly noise; use at least "
+                          f"{WARN_EVAL_IMAGES} images", stacklevel=3)
+
+
+def warn_constant_columns(std: np.ndarray, vertex, hemi) -> None:
+    """Warn about response columns constant over the training images: no model can predict them,
+    and their r is 0 by construction, not a measurement."""
+    const = np.flatnonzero(std <= 1e-8)
+    if len(const):
+        where = ", ".join(f"{hemi[i]} {vertex[i]}" for i in const[:5]) + (", ..." if len(const) > 5 else "")
+        warnings.warn(f"{len(const)} of {len(std)} response columns are constant over the training images "
+                      f"({where}): their r is 0 by construction; drop them from the data", stacklevel=3)
+
+
+class DivergedError(ValueError):
+    """Training produced a non-finite loss or weights."""
+
+
 #: FitConfig fields that differ in the reference recipe
 REFERENCE_SETTINGS = dict(batch_size=8, lr=1e-3, reg_fade="steps", reg_fade_value=REFERENCE_FADE_STEPS,
                           readout_init="uniform", token_scale=False, positional_encoding="reference",
-                          amp_dtype="float16")
+                          amp_dtype="float16", receptive_field="point", grid=8)
 
 
 @dataclass
@@ -166,7 +268,8 @@ def init_model(coords, features, train_idx, cfg: FitConfig):
         torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what ran before
         model = FactorTopy(coords, features.channels, dim=cfg.dim, grid=cfg.grid, hidden=cfg.hidden,
                            layer_names=features.layer_names, readout_init=cfg.readout_init,
-                           token_scale=cfg.token_scale, positional_encoding=cfg.positional_encoding)
+                           token_scale=cfg.token_scale, positional_encoding=cfg.positional_encoding,
+                           receptive_field=cfg.receptive_field)
     with torch.no_grad():
         model.calibrate_token_scale(features.tokens[torch.as_tensor(train_idx[:512])])
     return model
@@ -181,6 +284,32 @@ def _load_checkpoint(path: str, device: str) -> dict:
         raise ValueError(f"{path} cannot be read as a factortopy checkpoint ({type(err).__name__}: "
                          f"{str(err)[:200]}): remove it to start the fit afresh, or fit with overwrite "
                          "(--overwrite)") from None
+
+
+def _save_checkpoint(path: str, state: dict) -> None:
+    """Write the checkpoint atomically (a temporary file renamed into place); a full disk is an
+    error naming the path, and the previous checkpoint stays valid."""
+    try:
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    except OSError as err:
+        try:
+            os.remove(path + ".tmp")
+        except OSError:
+            pass
+        raise OSError(err.errno, f"cannot write the checkpoint {path} ({err.strerror or err}): free space "
+                      "there (or choose another --out) and rerun; the fit resumes from its last checkpoint") from None
+
+
+def _check_finite(model, train_loss: float, epoch: int, cfg, ckpt_path) -> None:
+    """Stop a diverged fit before its weights are checkpointed or saved: the last good checkpoint
+    (if any) stays, and no non-finite weights ever become a finished run."""
+    if math.isfinite(train_loss) and all(torch.isfinite(p).all() for p in model.parameters()):
+        return
+    kept = (f"the checkpoint of epoch {epoch} (the last finite one) stays in {ckpt_path}" if ckpt_path
+            else "nothing was saved")
+    raise DivergedError(f"training diverged in epoch {epoch + 1} (train loss {train_loss}, weights no longer "
+                        f"finite): lower the learning rate (--lr, now {cfg.lr}) and rerun with --overwrite; {kept}")
 
 
 def _resume_state(ckpt_path, resume_key: str, model, optimizer, gen, device) -> dict | None:
@@ -224,8 +353,6 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
         if progress:
             print(f"resuming from epoch {start_epoch} ({ckpt_path})")
     amp = cfg.amp and device.startswith("cuda")
-    if cfg.amp_dtype not in ("bfloat16", "float16"):
-        raise ValueError(f"amp_dtype must be 'bfloat16' or 'float16', not {cfg.amp_dtype!r}")
     # float16 has bfloat16's precision but not its range: its gradients need loss scaling
     scaler = torch.amp.GradScaler("cuda", enabled=amp and cfg.amp_dtype == "float16")
     bad_epochs = 0 if not history else len(history) - 1 - best["epoch"]
@@ -262,9 +389,11 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
                 step += 1
                 losses.append(loss.detach())
                 bar.update(1)
+            train_loss = float(torch.stack(losses).mean())
+            _check_finite(model, train_loss, epoch, cfg, ckpt_path if history else None)
             val_r, _ = _evaluate(model, val_tokens, val_y, cfg.eval_batch_size, device)
             mean_r = float(val_r.mean())
-            history.append(dict(epoch=epoch + 1, step=step, train_loss=float(torch.stack(losses).mean()),
+            history.append(dict(epoch=epoch + 1, step=step, train_loss=train_loss,
                                 val_pearson_mean=mean_r, seconds=time.time() - t0))
             bar.set_postfix(val_r=f"{mean_r:.3f}")
             if mean_r > best["r"]:
@@ -273,10 +402,10 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
             else:
                 bad_epochs += 1
             if ckpt_path and rank == 0:
-                torch.save(dict(resume_key=resume_key, model=model.state_dict(), optimizer=optimizer.state_dict(),
-                                epoch=epoch + 1, step=step, history=history, best=best, generator=gen.get_state(),
-                                batch_size=batch_size), ckpt_path + ".tmp")
-                os.replace(ckpt_path + ".tmp", ckpt_path)
+                _save_checkpoint(ckpt_path, dict(
+                    resume_key=resume_key, model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    epoch=epoch + 1, step=step, history=history, best=best, generator=gen.get_state(),
+                    batch_size=batch_size))
             if cfg.patience is not None and bad_epochs >= cfg.patience:
                 break
     finally:
@@ -319,9 +448,16 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
     from factortopy.model.selectors import selector_arrays
     from factortopy.runs import CHECKPOINT
 
-    cfg = FitConfig(**{**asdict(config or FitConfig()), **overrides})
+    cfg = FitConfig(**{**asdict(config or FitConfig()), **overrides})  # checked (FitConfig.__post_init__)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no GPU; use --device cpu")
+    check_outputs(out, cache_dir)
+    from factortopy.data import absolute_spec
+
+    # recorded absolute, so the run resumes and evaluates from any working directory
+    data_spec = absolute_spec(data_spec) if data_spec else subject.extra.get("data_spec")
+    parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, cfg.seed)
+    check_split_sizes(parts, cfg)
     if isinstance(backbone, str) or backbone is None and features is None:
         if backbone is None:
             raise ValueError("fit needs a backbone (a name, a BackboneSpec or a Backbone) or features")
@@ -345,12 +481,12 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
         if len(features) != subject.n_images:
             raise ValueError(f"features hold {len(features)} images but the subject has {subject.n_images}")
 
-        # split and response normalisation (training statistics only)
-        parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, cfg.seed)
+        # response normalisation (training statistics only)
         train_idx, val_idx, held_idx = parts["train"], parts["val"], parts["heldout"]
         responses = np.asarray(subject.responses, dtype=np.float32)
         mean = responses[train_idx].mean(0)
         std = responses[train_idx].std(0)
+        warn_constant_columns(std, subject.vertex, subject.hemi)
         std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
         y = torch.from_numpy((responses - mean) / std)
 

@@ -58,3 +58,30 @@ def place_tokens(tokens: torch.Tensor, device: str, budget: float = 0.6) -> torc
     if nbytes <= budget * free:
         return tokens.to(device)
     return tokens if tokens.is_pinned() else tokens.pin_memory()
+
+
+#: bytes an evaluation pass may use for its intermediates on the CPU (no free-memory query there)
+CPU_EVAL_BYTES = 2 << 30
+
+
+def eval_budget(device: str, budget: float = 0.4) -> int:
+    """Bytes a prediction pass may use: ``budget`` of the GPU's free memory, or
+    :data:`CPU_EVAL_BYTES` on the CPU."""
+    free = free_device_bytes(device)
+    return CPU_EVAL_BYTES if free is None else int(budget * free)
+
+
+def eval_chunks(n_vertices: int, n_layers: int, grid: int, dim: int, batch_size: int,
+                max_bytes: int) -> tuple[int, int]:
+    """(images per batch, vertices per chunk) of a no-grad prediction pass within ``max_bytes``.
+
+    Per vertex: the kernel (L, T) and its cast copy, 8 L T bytes. Per image and vertex: the
+    selected features V and V * w, 8 D bytes (the terms that took a 64-image whole-cortex pass past
+    20 GiB). Images come down to 1 per batch before vertices are split.
+    """
+    per_vertex = 8 * n_layers * (grid * grid + 1)
+    per_pair = 8 * dim
+    n = max(1, n_vertices)
+    images = max(1, min(batch_size, (max_bytes // n - per_vertex) // per_pair))
+    vertices = max(1, min(n, max_bytes // (per_vertex + images * per_pair)))
+    return int(images), int(vertices)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from factortopy.model.encoding import PositionalEncoding, encoding_scheme, normalised_entropy, selector_mlp
+from factortopy.model.kernel import receptive_field as _receptive_field
 from factortopy.model.kernel import selection_kernel
 from factortopy.model.selectors import SELECTORS, Selectors
 
@@ -84,6 +85,9 @@ class FactorTopy(nn.Module):
     token_scale : True (ours): :meth:`calibrate_token_scale` sets a fixed per-layer input scale of
         1 / RMS; False (reference): no scale (the ``token_scale`` buffer stays all ones).
     positional_encoding : ``"ours"`` or ``"reference"`` (see :mod:`factortopy.model.encoding`).
+    receptive_field : ``"point"`` (the paper's model: a bilinear sample at (x, y)) or ``"gaussian"``
+        (a Gaussian pool of learned per-vertex size, the ``rf`` selector; size 0 is the point), see
+        :data:`factortopy.model.kernel.RECEPTIVE_FIELDS`.
 
     Precision: under autocast the positional encoding, the selector MLPs and the selection kernel
     are computed in the parameters' dtype (float32); only the channel projections and the big
@@ -97,13 +101,15 @@ class FactorTopy(nn.Module):
 
     def __init__(self, coords, layer_channels, dim: int = 128, grid: int = 8, hidden: int = 128,
                  layer_names=None, readout_init: str = "normal", token_scale: bool = True,
-                 positional_encoding: str = "ours"):
+                 positional_encoding: str = "ours", receptive_field: str = "point"):
         super().__init__()
         if readout_init not in READOUT_INITS:
             raise ValueError(f"unknown readout_init {readout_init!r}; choose one of {sorted(READOUT_INITS)}")
         if not isinstance(token_scale, bool):
             raise ValueError(f"token_scale must be True or False, got {token_scale!r}")
         encoding_scheme(positional_encoding)  # a clear error for an unknown name
+        _receptive_field(receptive_field)  # likewise
+        self.receptive_field = receptive_field
         self.readout_init, self.token_scale_enabled = readout_init, token_scale
         self.positional_encoding = positional_encoding
         coords = torch.as_tensor(coords, dtype=torch.float32)
@@ -139,7 +145,8 @@ class FactorTopy(nn.Module):
 
         f = self.encoding.out_features
         for spec in SELECTORS:  # in table order: it fixes the random init
-            self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
+            if spec.active(self):
+                self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
         self.readout_weight = nn.Parameter(torch.empty(N, self.dim))
         self.readout_bias = nn.Parameter(torch.empty(N))
         with torch.no_grad():
@@ -159,7 +166,7 @@ class FactorTopy(nn.Module):
         return dict(layer_channels=self.layer_channels, dim=self.dim, grid=self.grid,
                     hidden=self.hidden, layer_names=self.layer_names, readout_init=self.readout_init,
                     token_scale=self.token_scale_enabled, positional_encoding=self.positional_encoding,
-                    n_vertices=self.n_vertices)
+                    receptive_field=self.receptive_field, n_vertices=self.n_vertices)
 
     @torch.no_grad()
     def calibrate_token_scale(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -218,6 +225,9 @@ class FactorTopy(nn.Module):
             e = self.encoding(coords) if encoding is None else encoding
             out = {}
             for spec in SELECTORS:
+                if not spec.active(self):  # e.g. a point's receptive-field size: exactly 0
+                    out[spec.field] = e.new_zeros(e.shape[0], spec.out_features(self.n_layers))
+                    continue
                 mlp = getattr(self, spec.module)
                 out[spec.field] = spec.activation(mlp(e.to(mlp[0].weight.dtype)))
         return Selectors(**out)
@@ -239,7 +249,7 @@ class FactorTopy(nn.Module):
         dtype = torch.promote_types(self.local_proj.dtype, torch.float32)
         with _full_precision(sel.space.device):
             return selection_kernel(sel.space.to(dtype), sel.layer_probs.to(dtype), sel.scale.to(dtype),
-                                    self.grid, self.grid)
+                                    self.grid, self.grid, size=sel.rf_size.to(dtype), kind=self.receptive_field)
 
     # ------------------------------------------------------------------ forward
     def project(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,12 @@ field per row, and :func:`selector_arrays` saves one array per row in ``selector
 | space | space_mlp   | space       | 2     | tanh       | `space_xy`    | (x, y) in (-1, 1), grid_sample convention |
 | layer | layer_mlp   | layer_probs | L     | softmax    | `layer_probs` | distribution over the L layers |
 | scale | scale_mlp   | scale       | 1     | sigmoid    | `scale`       | in (0, 1): 0 = local token, 1 = global |
+| rf    | rf_mlp      | rf_size     | 1     | RF_MAX sigmoid | `rf_size` | receptive-field sigma in image widths (0 = a point) |
 
 A width-1 selector is (N, 1) in :class:`Selectors` and saved as (N,). The row order is the order in
 which the MLPs are built, so it fixes the random initialisation: append new rows at the end.
+``active(model)`` says whether a model uses the row: an inactive row has no MLP (so checkpoints of
+models without it load unchanged) and reads as zeros (a point model's receptive field has size 0).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from factortopy.model.kernel import RF_MAX, receptive_field
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class SelectorSpec:
     activation: Callable[[torch.Tensor], torch.Tensor]
     key: str  # array name in selectors.npz
     description: str  # range and unit, for legends and docs
+    active: Callable[[object], bool] = lambda model: True  # does this model (FactorTopy) use the row?
 
     @property
     def module(self) -> str:
@@ -52,6 +58,11 @@ SELECTORS: tuple[SelectorSpec, ...] = (
                  "probability of each hooked layer (rows sum to 1)"),
     SelectorSpec("scale", "scale", 1, torch.sigmoid, "scale",
                  "in (0, 1): 0 = the local token at (x, y), 1 = the global token"),
+    # Zero init: sigma = RF_MAX / 2 at the start, a coarse-to-fine start for the space selector.
+    SelectorSpec("rf", "rf_size", 1, lambda z: RF_MAX * torch.sigmoid(z), "rf_size",
+                 f"receptive-field sigma in image widths, in (0, {RF_MAX}) (x grid = grid cells); "
+                 "0 = a point (the bilinear sample)",
+                 active=lambda model: receptive_field(model.receptive_field).sized),
 )
 
 Selectors = make_dataclass("Selectors", [(s.field, "torch.Tensor") for s in SELECTORS])

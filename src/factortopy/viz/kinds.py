@@ -79,7 +79,7 @@ def _layer(maps, options):
     return M.layer_painting(maps["vertex"], maps["hemi"], maps["layer_probs"], names)
 
 
-_SCORES = " (scores.npz missing? it is written when the run is evaluated)"
+_SCORES = " (scores.npz missing? a finished fit writes it)"
 for _kind in (
     MapKind("layer", ("layer_probs",), _layer,
             "expected layer (blue = first, red = last), brightness = confidence of the layer selector",
@@ -91,8 +91,9 @@ for _kind in (
     MapKind("channel", ("readout",),
             lambda m, o: M.channel_painting(m["vertex"], m["hemi"], m["readout"], o.get("n_clusters", 20)),
             "clusters of readout weights (cosine k-means), one colour per cluster"),
-    _value_kind("score", "r", "validation Pearson r per vertex (scores.npz)", _SCORES),
-    _value_kind("r2", "r2", "validation R^2 per vertex (scores.npz)", _SCORES),
+    # 'r', not 'score': in factortopy a score is the noise-normalised Algonauts score (evaluation)
+    _value_kind("r", "r", "held-out Pearson r per vertex (scores.npz: images that chose nothing)", _SCORES),
+    _value_kind("r2", "r2", "held-out R^2 per vertex (scores.npz)", _SCORES),
     _value_kind("ceiling_r", "ceiling_r", "noise ceiling as a correlation, per vertex (planted truth)"),
 ):
     register_map_kind(_kind)

@@ -1,4 +1,5 @@
-"""Offline image sets for planted subjects: crops of the sample photos that ship with
+"""Offline photographs for planted subjects (not an image reader: readers of image files live in
+factortopy.data.images): crops of the sample photos that ship with
 scikit-learn and matplotlib, jittered, mixed with procedural textures. No downloads."""
 from __future__ import annotations
 
