@@ -281,21 +281,98 @@ def test_hook_backbone_sequence_first_layout_and_bad_layers():
 
 # --- optional sources ----------------------------------------------------------------------------
 
-def test_open_clip_tower():
+TINY_HF = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+
+
+def _hf_folder(tmp_path, config_class, **kw):
+    """A local Hugging Face model folder holding only a tiny config (no weights, no hub)."""
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path / config_class
+    getattr(transformers, config_class)(**TINY_HF, **kw).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.mark.parametrize("config_class, extra, layers, prefix", [
+    ("Dinov2Config", dict(patch_size=14, image_size=28), ["encoder.layer.0", "encoder.layer.1"], 1),
+    ("Dinov2WithRegistersConfig", dict(patch_size=14, image_size=28, num_register_tokens=4),
+     ["encoder.layer.0", "encoder.layer.1"], 5),  # class token, then 4 registers, then patches
+    ("ViTConfig", dict(patch_size=8, image_size=32), None, 1),
+    ("CLIPVisionConfig", dict(patch_size=8, image_size=32), ["encoder.layers.0", "encoder.layers.1"], 1),
+])
+def test_hf_towers_from_configs_match_the_models_hidden_states(tmp_path, config_class, extra, layers, prefix):
+    folder = _hf_folder(tmp_path, config_class, **extra)
+    b = load_backbone(f"hf:{folder}", random_init=True)
+    if layers is not None:
+        assert b.info.layer_names == layers
+    assert len(b.info.layer_names) == 2 and b.info.global_kind == ["class_token"] * 2
+    assert b.info.extra["source"] == "hf" and b.info.input_size == (extra["image_size"],) * 2
+    x = _images(size=extra["image_size"])
+    local, glob = b(x)
+    with torch.no_grad():
+        hidden = b.model(pixel_values=x, output_hidden_states=True).hidden_states  # embeddings, block 1, 2
+    side = extra["image_size"] // extra["patch_size"]
+    for i, (l, g) in enumerate(zip(local, glob)):
+        assert l.shape == (2, 32, side, side)
+        torch.testing.assert_close(g, hidden[i + 1][:, 0])  # the class token is prefix position 0
+        torch.testing.assert_close(l.flatten(2).transpose(1, 2), hidden[i + 1][:, prefix:])  # registers dropped
+
+
+def test_hf_token_grid_follows_a_non_square_input(tmp_path):
+    folder = _hf_folder(tmp_path, "Dinov2WithRegistersConfig", patch_size=14, image_size=28, num_register_tokens=2)
+    b = load_backbone(f"hf:{folder}", random_init=True)
+    x = torch.randn(2, 3, 28, 56, generator=torch.Generator().manual_seed(1))
+    local, glob = b(x)  # 2 x 4 patches of 14 px: rows follow the height, columns the width
+    with torch.no_grad():
+        hidden = b.model(pixel_values=x, output_hidden_states=True).hidden_states
+    for i, l in enumerate(local):
+        assert l.shape == (2, 32, 2, 4)
+        seq = hidden[i + 1][:, 3:]  # 1 class + 2 registers
+        torch.testing.assert_close(l[:, :, 1, 2], seq[:, 1 * 4 + 2])  # row-major: token r * w + c
+
+
+def test_hf_local_folder_with_weights_loads_them_and_records_their_digest(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    folder = tmp_path / "vit"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        model = transformers.ViTModel(transformers.ViTConfig(**TINY_HF, patch_size=8, image_size=32))
+    model.save_pretrained(folder)
+    b = load_backbone(f"hf:{folder}")  # a name means its weights: here the folder's
+    assert b.info.weights.startswith("local:model.safetensors:")
+    x = _images(size=32)
+    with torch.no_grad():
+        expect = model.eval()(pixel_values=x, output_hidden_states=True).hidden_states[2][:, 0]
+    torch.testing.assert_close(b(x)[1][1], expect)
+    config_only = _hf_folder(tmp_path, "ViTConfig", patch_size=8, image_size=32)
+    with pytest.raises(Exception, match="weights|--random-init"):
+        load_backbone(f"hf:{config_only}")
+
+
+def test_open_clip_tower_from_a_local_config(tmp_path):
     pytest.importorskip("open_clip")
-    b = load_backbone("open_clip:ViT-B-32", random_init=True, img_size=None)
-    assert b.info.global_kind[0] == "class_token" and len(b.info.layer_names) == 12
-    local, glob = b(torch.randn(1, 3, *b.info.input_size))
-    assert local[0].shape[-2:] == (7, 7)
+    import json
 
-
-def test_hf_vision_tower():
-    pytest.importorskip("transformers")
-    try:
-        b = load_backbone("hf:facebook/dinov2-small", random_init=True)
-    except RuntimeError as err:  # config not cached offline
-        pytest.skip(str(err)[:100])
-    assert b.info.global_kind[0] == "class_token"
+    folder = tmp_path / "tiny_clip"
+    folder.mkdir()
+    cfg = {"model_cfg": {"embed_dim": 16,
+                         "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "head_width": 16, "patch_size": 8},
+                         "text_cfg": {"context_length": 8, "vocab_size": 100, "width": 16, "heads": 2, "layers": 1}}}
+    (folder / "open_clip_config.json").write_text(json.dumps(cfg))
+    b = load_backbone(f"open_clip:local-dir:{folder}", random_init=True)
+    assert b.info.layer_names == ["transformer.resblocks.0", "transformer.resblocks.1"]
+    assert b.info.global_kind == ["class_token"] * 2 and b.info.input_size == (32, 32)
+    assert b.info.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    v = b.model
+    x = _images(size=32)
+    local, glob = b(x)
+    with torch.no_grad():  # open_clip's own pieces, step by step: class token first, then 4 x 4 patches
+        t = v.conv1(x).flatten(2).transpose(1, 2)
+        t = torch.cat([v.class_embedding.expand(2, 1, -1), t], dim=1) + v.positional_embedding
+        t = v.ln_pre(v.patch_dropout(t))
+        for i, block in enumerate(v.transformer.resblocks):
+            t = block(t)
+            torch.testing.assert_close(glob[i], t[:, 0])
+            torch.testing.assert_close(local[i].flatten(2).transpose(1, 2), t[:, 1:])
 
 
 # --- command line --------------------------------------------------------------------------------

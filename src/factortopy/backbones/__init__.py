@@ -150,22 +150,24 @@ def load_backbone(name, layers=None, weights: str | None = None, pretrained: boo
     return backbone
 
 
-def list_layers(name: str, img_size: int | None = None, all_modules: bool = False) -> list[dict]:
-    """The hookable layers of ``name``: dicts with ``name``, ``channels``, ``stride``.
+def list_layers(name, img_size: int | None = None, all_modules: bool = False) -> list[dict]:
+    """The hookable layers of a backbone (a name or a :class:`BackboneSpec`): dicts with ``name``,
+    ``channels``, ``stride``.
 
     timm: the model's ``feature_info`` (built on the meta device: no memory, no weights).
     Hook-based sources (torchvision, hf, open_clip): the default layers; ``all_modules=True`` lists
     every named non-leaf module with its output ``shape`` from one probe forward, any of which can
-    be hooked.
+    be hooked. Listing needs no weights: the spec's weights choice is ignored.
     """
-    source, target, entry = resolve(name)
-    if entry is not None and img_size is None:
-        img_size = entry.img_size
+    spec = as_spec(name, **({"img_size": img_size} if img_size is not None else {}))
+    spec = spec.replace(weights=None, pretrained=False, random_init=True)  # listing needs no weights
+    source, target, entry = resolve(spec.name)
     if source == "timm":
         from factortopy.backbones.timm_backbone import create_timm_model, timm_layers
 
-        return timm_layers(create_timm_model(target, img_size=img_size, device="meta"))
-    backbone = load_backbone(name, img_size=img_size, random_init=True)  # listing needs no weights
+        size = spec.img_size if spec.img_size is not None else (entry.img_size if entry is not None else None)
+        return timm_layers(create_timm_model(target, img_size=size, device="meta", **spec.model_args))
+    backbone = load_backbone(spec)
     if all_modules:
         backbone.remove_hooks()  # probe the plain module
         rows = list_module_layers(backbone.model, backbone.info.input_size, include=backbone.info.layer_names)

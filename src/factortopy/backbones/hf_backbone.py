@@ -1,12 +1,16 @@
 """Hugging Face transformers vision models through forward hooks (``hf:ORG/NAME``; optional package).
 
 Examples: ``hf:facebook/dinov2-base``, ``hf:openai/clip-vit-base-patch16`` (its vision tower),
-``hf:google/vit-base-patch16-224``. Encoder layers output (B, prefix + h w, C) as the first element
-of a tuple; the prefix is the class token (if the model has one) followed by register tokens.
+``hf:google/vit-base-patch16-224``, or a local folder ``hf:PATH`` holding ``config.json`` (offline: a
+config saved with ``transformers.Dinov2Config(...).save_pretrained(PATH)`` builds a random tower, as
+the tests do; with ``pretrained`` the folder's weights load too). Encoder layers output
+(B, prefix + h w, C) as the first element of a tuple; the prefix is the class token (if the model
+has one) followed by register tokens.
 """
 from __future__ import annotations
 
 import inspect
+import os
 
 from factortopy.backbones.hook_backbone import IMAGENET_MEAN, IMAGENET_STD, HookBackbone
 from factortopy.backbones.tokens import TokenLayout
@@ -21,6 +25,18 @@ def _import():
     return transformers
 
 
+def local_weights_id(folder: str) -> str:
+    """The weights identity of a local model folder: a whole-file digest of each weights file in it
+    (a folder's name says nothing about its content)."""
+    from factortopy._digest import file_digest
+
+    files = sorted(f for f in os.listdir(folder) if f.endswith((".safetensors", ".bin", ".pt", ".pth")))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no weights file (.safetensors/.bin/.pt/.pth): pass "
+                                "random_init=True (--random-init) for a random network, or add the weights")
+    return "local:" + ",".join(f"{f}:{file_digest(os.path.join(folder, f))}" for f in files)
+
+
 def vision_tower(model):
     """The image encoder of a model (CLIP-like dual encoders keep it in ``vision_model``)."""
     return getattr(model, "vision_model", model)
@@ -28,7 +44,7 @@ def vision_tower(model):
 
 def encoder_layers(tower) -> list[str]:
     names = dict(tower.named_modules())
-    for path in ("encoder.layer", "encoder.layers", "encoder.blocks", "blocks"):
+    for path in ("encoder.layer", "encoder.layers", "encoder.blocks", "blocks", "layers"):  # "layers": transformers 5 ViT
         if path in names:
             return [f"{path}.{n}" for n, _ in names[path].named_children()]
     raise ValueError(f"cannot find the encoder blocks of {type(tower).__name__}: pass layers=[...] "
@@ -54,6 +70,8 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
         raise hub_load_error(f"Hugging Face model {name!r}", err,
                              fetch=f"import transformers; transformers.AutoModel.from_pretrained('{name}')") from None
     weights_id = f"hub:hf:{name}@{getattr(model.config, '_commit_hash', None)}" if pretrained else None
+    if pretrained and os.path.isdir(name):  # a local folder: its files' content, not its name
+        weights_id = local_weights_id(name)
     if weights is not None:
         weights_id = load_weights_file(model, weights, remap=remap)
     tower = vision_tower(model).eval()

@@ -1,8 +1,10 @@
 """open_clip image towers through forward hooks (``open_clip:ARCH[:PRETRAINED]``; optional package).
 
 Examples: ``open_clip:ViT-B-32:openai``, ``open_clip:ViT-L-14:laion2b_s32b_b82k``,
-``open_clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K``. Most of these are also in timm (see the
-friendly names), which is the tested path; this one is for checkpoints only open_clip has.
+``open_clip:hf-hub:laion/CLIP-ViT-B-32-laion2B-s34B-b79K``, or a local folder
+``open_clip:local-dir:PATH`` holding ``open_clip_config.json`` (``{"model_cfg": ...}``; offline, and how
+the tests build tiny random towers) and, for ``pretrained``, its weights file. Most hub models are
+also in timm (see the friendly names); this one is for checkpoints only open_clip has.
 """
 from __future__ import annotations
 
@@ -22,9 +24,14 @@ def _import():
     return open_clip
 
 
+#: open_clip's own name schemas: the whole name goes to open_clip, no pretrained tag
+SCHEMAS = ("hf-hub:", "local-dir:")
+
+
 def parse_name(spec: str) -> tuple[str, str | None]:
-    """'ViT-B-32:openai' -> ('ViT-B-32', 'openai'); 'hf-hub:org/repo' -> ('hf-hub:org/repo', None)."""
-    if spec.startswith("hf-hub:"):
+    """'ViT-B-32:openai' -> ('ViT-B-32', 'openai'); 'hf-hub:org/repo' -> ('hf-hub:org/repo', None);
+    'local-dir:/path' -> ('local-dir:/path', None)."""
+    if spec.startswith(SCHEMAS):
         return spec, None
     arch, _, tag = spec.partition(":")
     return arch, (tag or None)
@@ -44,14 +51,20 @@ def load_open_clip(spec: str, layers=None, weights: str | None = None, pretraine
                    img_size: int | None = None, token_layout=None, remap: str = "auto") -> HookBackbone:
     open_clip = _import()
     arch, tag = parse_name(spec)
+    local = arch[len("local-dir:"):] if arch.startswith("local-dir:") else None
     try:
-        model = open_clip.create_model(arch, pretrained=tag if pretrained else None)
+        # load_weights=False: a schema'd name (local-dir:, hf-hub:) loads its folder's weights by itself
+        model = open_clip.create_model(arch, pretrained=tag if pretrained else None, load_weights=bool(pretrained))
     except Exception as err:
         if pretrained:
             raise hub_load_error(f"open_clip weights {spec!r}", err,
                                  fetch=f"import open_clip; open_clip.create_model('{arch}', pretrained='{tag}')") from None
         raise ValueError(f"open_clip could not create {arch!r}: {err}; see open_clip.list_models()") from None
     weights_id = f"hub:open_clip:{arch}:{tag}" if pretrained else None
+    if pretrained and local is not None:
+        from factortopy.backbones.hf_backbone import local_weights_id
+
+        weights_id = local_weights_id(local)
     if weights is not None:
         weights_id = load_weights_file(model, weights, remap=remap)
     visual = model.visual.eval()

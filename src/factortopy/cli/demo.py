@@ -118,6 +118,8 @@ def run(args) -> int:
 
     from factortopy.cli.fit import fit_config
 
+    if args.images < 1:
+        raise ValueError(f"--images must be a whole number >= 1, got {args.images}")
     config = fit_config(args, **DEMO_FIT)
     m = run_demo(args.out, args.images, config, figures=not args.no_figures, progress=not args.quiet)
     r = m["recovery"]

@@ -20,6 +20,12 @@ def add_fit_options(p) -> None:
                    help="images per step, or 'auto' (the largest that fits in GPU memory); default 8")
     p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
     p.add_argument("--dim", type=int, default=None, help="width D of the aligned channel space (default 128)")
+    p.add_argument("--grid", type=int, default=None,
+                   help="side of the token grid every layer is resized to (default 8; the reference's 8)")
+    p.add_argument("--receptive-field", default=None, metavar="{point,gaussian}",
+                   help="what a vertex reads around its position: 'point' (the paper's bilinear sample) or "
+                        "'gaussian' (a pool of learned per-vertex size, painted by `paint --what rf-size`); "
+                        "default point (docs/method.md, 'Receptive fields of every size')")
     p.add_argument("--seed", type=int, default=None, help="seed of the split, init and batch order (default 0)")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of images for early stopping (they pick the best epoch; default 0.1)")
@@ -34,7 +40,7 @@ def add_fit_options(p) -> None:
     p.add_argument("--reference", action="store_true",
                    help="the published recipe and model: batch 8, lr 1e-3, regulariser fading over 2,000 steps, "
                         "uniform readout init, no token scale, the reference positional encoding, float16 "
-                        "autocast (docs/method.md lists every deviation and its own setting)")
+                        "autocast, a point receptive field on the 8 x 8 grid (docs/method.md lists every deviation and its own setting)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -43,7 +49,8 @@ def fit_config(args, **defaults):
     """A FitConfig from parsed options (unset options keep ``defaults``, then FitConfig's)."""
     from factortopy.fitting.fit import FitConfig
 
-    names = ("epochs", "batch_size", "lr", "dim", "seed", "val_fraction", "heldout_fraction", "patience", "reg_fade", "reg_fade_value")
+    names = ("epochs", "batch_size", "lr", "dim", "grid", "receptive_field", "seed", "val_fraction", "heldout_fraction",
+             "patience", "reg_fade", "reg_fade_value")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if given.get("patience") == 0:
         given["patience"] = None
@@ -58,6 +65,9 @@ def add_arguments(p) -> None:
     p.add_argument("--data", required=True,
                    help="KIND:PATH: algonauts:PATH/subjNN, nsd:NSD_ROOT?subject=N, generic:PATH (docs/data.md)")
     add_backbone_arguments(p)
+    p.add_argument("--mesh-dir", default=None,
+                   help="folder of a full fsaverage mesh (lh.sphere, ...), needed for vertices beyond fsaverage5; "
+                        "the same as the data spec's mesh_dir=... option")
     p.add_argument("--cache-dir", default=None, help="reuse/write backbone features here (HDF5)")
     p.add_argument("--out", required=True, help="the RUN_DIR to write (an interrupted fit resumes there)")
     p.add_argument("--overwrite", action="store_true",
@@ -69,20 +79,23 @@ def run(args) -> int:
     import json
     import os
 
-    from factortopy.data import load_subject
+    from factortopy.data import absolute_spec, load_subject
     from factortopy.fitting.distributed import init_from_env
-    from factortopy.fitting.fit import fit
+    from factortopy.fitting.fit import check_outputs, fit
 
     from factortopy.cli.options import backbone_spec
 
     spec = backbone_spec(args)
     if spec.random_init and not args.quiet:
         print(f"note: {spec.name} starts from random weights (--random-init): the run is labelled 'random init'")
+    config = fit_config(args)  # every setting checked before any work
+    check_outputs(args.out, args.cache_dir)
     device = init_from_env(args.device)
     args.device = device
-    subject = load_subject(args.data)
+    data = absolute_spec(args.data, mesh_dir=args.mesh_dir)  # the recorded spec carries the mesh too
+    subject = load_subject(data)
     result = fit(subject, backbone=spec, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
-                 progress=not args.quiet, data_spec=args.data, overwrite=args.overwrite)
+                 progress=not args.quiet, data_spec=data, overwrite=args.overwrite)
     if result.run_dir:
         keys = ("heldout_pearson_mean", "val_pearson_mean", "n_train", "n_val", "n_heldout", "epochs", "seconds")
         print(json.dumps({k: result.metrics[k] for k in keys if k in result.metrics}))

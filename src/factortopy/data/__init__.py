@@ -98,8 +98,26 @@ def held_out_spec(spec: str) -> str:
     return with_options(spec, split="test")
 
 
+#: loader options that name files or folders: made absolute with the path by :func:`absolute_spec`
+PATH_OPTIONS = ("mesh_dir", "stimuli")
+
+
+def absolute_spec(spec: str, **options) -> str:
+    """The spec with its path (and path-valued options) absolute, plus ``options``: the form a run
+    records, so that a resume from another working directory, or with the path written once
+    relative and once absolute, names the same data."""
+    kind, path, query = parse_spec(spec)
+    query.update({k: v for k, v in options.items() if v is not None})
+    query.update({k: os.path.abspath(os.path.expanduser(str(query[k]))) for k in PATH_OPTIONS if k in query})
+    return with_options(f"{kind}:{os.path.abspath(os.path.expanduser(path)).replace('?', '%3F')}", **query)
+
+
 def load_subject(spec: str, **kwargs):
-    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: :data:`LOADERS`)."""
+    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: :data:`LOADERS`).
+
+    The subject's ``extra["data_spec"]`` is the spec made absolute with ``kwargs`` included
+    (:func:`absolute_spec`): :func:`factortopy.fit` records it, so a run fitted from Python can be
+    evaluated without re-supplying its data."""
     import importlib
     import inspect
 
@@ -111,4 +129,6 @@ def load_subject(spec: str, **kwargs):
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {kind} data in {spec!r}; known: {', '.join(known)}")
-    return loader(path, **options)
+    subject = loader(path, **options)
+    subject.extra["data_spec"] = absolute_spec(spec, **kwargs)
+    return subject

@@ -14,6 +14,10 @@ from the occipital pole along the posterior -> anterior axis:
 - channels: readout weights mixed from a few prototypes by distance to random centres (clusters).
 Noise: Gaussian with standard deviation ``noise_sd`` added to unit-variance signal, so the best
 possible Pearson r on held-out images is 1 / sqrt(1 + noise_sd^2).
+
+:func:`make_graded_subject` plants a subject the model is not built from: receptive fields of graded
+size (a Gaussian pool per vertex whose sigma grows with the layer and the eccentricity) and a
+compressive nonlinearity on the response (issue 13; docs/method.md, "Receptive fields of every size").
 """
 from __future__ import annotations
 
@@ -119,6 +123,51 @@ def write_algonauts_subject(folder: str, images, responses: np.ndarray, vertex, 
     np.save(os.path.join(roi_dir, "mapping_streams.npy"), STREAM_NAMES, allow_pickle=True)
 
 
+def _plant_inputs(backbone: str, img_size: int, weights, seed: int, n_images: int, image_size: int,
+                  pole_fraction: float, grid: int, progress: bool):
+    """The known backbone, the images, their features on a ``grid`` x ``grid`` token grid, and the
+    occipital vertices: (backbone, images, features, vertex (N,), hemi (N,))."""
+    from factortopy.backbones import load_backbone
+    from factortopy.datasets.photos import make_images
+    from factortopy.features.extract import extract_features
+    from factortopy.surface import HEMIS
+
+    bb = load_backbone(backbone, img_size=img_size, weights=weights, random_init=weights is None, seed=seed)
+    images = make_images(n_images, size=image_size, seed=seed)
+    feats = extract_features(bb, images, grid=grid, progress=progress)
+    vertex = np.concatenate([occipital_vertices(h, pole_fraction) for h in HEMIS])
+    hemi = np.concatenate([np.full(occipital_vertices(h, pole_fraction).size, h) for h in HEMIS])
+    return bb, images, feats, vertex, hemi
+
+
+def _add_noise(signal: np.ndarray, noise_sd: float, seed: int) -> np.ndarray:
+    """z-score each column of (images, N) ``signal``, add Gaussian noise of sd ``noise_sd``, z-score again."""
+    signal = (signal - signal.mean(0)) / signal.std(0)
+    rng = np.random.default_rng(seed + 1)
+    responses = signal + noise_sd * rng.standard_normal(signal.shape)
+    return ((responses - responses.mean(0)) / responses.std(0)).astype(np.float32)
+
+
+def _write_plant(out: str, bb, images, responses, vertex, hemi, maps: dict, layer_names, noise_sd: float,
+                 info: dict) -> str:
+    """Write the subject (Algonauts layout, stream ROIs from the hierarchy), the backbone's weights,
+    the truth (``maps`` + ceiling) and planted.json (``info`` + the common fields); return ``out``."""
+    from safetensors.torch import save_file
+
+    t = maps["hierarchy"]
+    streams = np.where(t < 1 / 3, 1, np.where(t < 2 / 3, 2, 5)).astype(np.int64)
+    write_algonauts_subject(out, images, responses, vertex, hemi, rois={"streams": streams})
+    # The known backbone's weights travel with the subject, so a fit can use exactly them.
+    save_file({k: v.contiguous() for k, v in bb.model.state_dict().items()}, os.path.join(out, PLANTED_BACKBONE))
+    ceiling = np.full(len(vertex), 1 / np.sqrt(1 + noise_sd**2), dtype=np.float32)
+    np.savez(os.path.join(out, PLANTED_TRUTH), vertex=vertex, hemi=hemi.astype("<U2"),
+             layer_names=np.asarray(layer_names), noise_sd=np.float32(noise_sd), ceiling_r=ceiling, **maps)
+    with open(os.path.join(out, PLANTED_INFO), "w") as f:
+        json.dump(dict(**info, weights=PLANTED_BACKBONE, layers=list(layer_names), n_images=len(images),
+                       n_vertices=int(len(vertex)), noise_sd=noise_sd, ceiling_r=float(ceiling[0])), f, indent=2)
+    return out
+
+
 def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 0.17,
                          backbone: str = "resnet18", img_size: int = 128, image_size: int = 160,
                          dim: int = 32, noise_sd: float = 0.7, seed: int = 0, weights: str | None = None,
@@ -132,19 +181,11 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
     """
     import torch
 
-    from factortopy.backbones import load_backbone
-    from safetensors.torch import save_file
-    from factortopy.surface import HEMIS, cortical_coordinates
-    from factortopy.datasets.photos import make_images
-    from factortopy.features.extract import extract_features
     from factortopy.model.factortopy import FactorTopy, Selectors
+    from factortopy.surface import cortical_coordinates
 
-    bb = load_backbone(backbone, img_size=img_size, weights=weights, random_init=weights is None, seed=seed)
-    images = make_images(n_images, size=image_size, seed=seed)
-    feats = extract_features(bb, images, grid=8, progress=progress)
-
-    vertex = np.concatenate([occipital_vertices(h, pole_fraction) for h in HEMIS])
-    hemi = np.concatenate([np.full(occipital_vertices(h, pole_fraction).size, h) for h in HEMIS])
+    bb, images, feats, vertex, hemi = _plant_inputs(backbone, img_size, weights, seed, n_images, image_size,
+                                                    pole_fraction, 8, progress)
     maps = planted_maps(vertex, hemi, len(feats.layer_names), dim, seed, layer_width=layer_width)
 
     # The planted model is FactorTopy's own forward with fixed random projections and given selectors.
@@ -156,28 +197,101 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
         truth.calibrate_token_scale(tokens)  # 1/RMS per layer, as a fit with token_scale=True sets it
         truth.readout_weight.copy_(torch.from_numpy(maps["readout"]))
         sel = Selectors(torch.from_numpy(maps["space_xy"]), torch.from_numpy(maps["layer_probs"]),
-                        torch.from_numpy(maps["scale"])[:, None])
+                        torch.from_numpy(maps["scale"])[:, None], torch.zeros(len(vertex), 1))
         signal = torch.cat([truth.forward_tokens(tokens[i:i + 64], selectors=sel) for i in range(0, n_images, 64)])
-    signal = signal.numpy()
-    signal = (signal - signal.mean(0)) / signal.std(0)
-    rng = np.random.default_rng(seed + 1)
-    responses = signal + noise_sd * rng.standard_normal(signal.shape)
-    responses = ((responses - responses.mean(0)) / responses.std(0)).astype(np.float32)
+    responses = _add_noise(signal.numpy(), noise_sd, seed)
+    return _write_plant(out, bb, images, responses, vertex, hemi, maps, feats.layer_names, noise_sd,
+                        dict(backbone=backbone, img_size=img_size, dim=dim, seed=seed))
 
-    t = maps["hierarchy"]
-    streams = np.where(t < 1 / 3, 1, np.where(t < 2 / 3, 2, 5)).astype(np.int64)
-    write_algonauts_subject(out, images, responses, vertex, hemi, rois={"streams": streams})
-    # The known backbone's weights travel with the subject, so a fit can use exactly them.
-    save_file({k: v.contiguous() for k, v in bb.model.state_dict().items()}, os.path.join(out, PLANTED_BACKBONE))
-    ceiling = np.full(len(vertex), 1 / np.sqrt(1 + noise_sd**2), dtype=np.float32)
-    np.savez(os.path.join(out, PLANTED_TRUTH), vertex=vertex, hemi=hemi.astype("<U2"),
-             layer_names=np.asarray(feats.layer_names), noise_sd=np.float32(noise_sd), ceiling_r=ceiling,
-             **maps)
-    with open(os.path.join(out, PLANTED_INFO), "w") as f:
-        json.dump(dict(backbone=backbone, weights=PLANTED_BACKBONE, img_size=img_size, layers=feats.layer_names, dim=dim, seed=seed,
-                       n_images=n_images, n_vertices=int(len(vertex)), noise_sd=noise_sd,
-                       ceiling_r=float(ceiling[0])), f, indent=2)
-    return out
+
+def graded_rf_size(layer_fraction: np.ndarray, eccentricity: np.ndarray, base: float = 0.01,
+                   per_layer: float = 0.1, per_eccentricity: float = 0.08) -> np.ndarray:
+    """Planted receptive-field sigma in image widths: base + per_layer * layer_fraction +
+    per_eccentricity * eccentricity (layer_fraction in [0, 1] from first to last layer, eccentricity
+    in [-1, 1] units); defaults give ~0.01 (a point at the pole) to ~0.17 (a sixth of the image)."""
+    return base + per_layer * np.asarray(layer_fraction) + per_eccentricity * np.asarray(eccentricity)
+
+
+def gaussian_pool_weights(centre: np.ndarray, sigma: np.ndarray, grid: int) -> np.ndarray:
+    """Normalised Gaussian weights over a grid's cell centres, per point: (N, grid * grid), row-major.
+
+    centre: (N, 2) (x, y) in [-1, 1] (grid_sample convention); sigma: (N,) in image widths. The
+    Gaussian is sampled at the cell centres ((j + 0.5) / grid of the image) and renormalised over
+    the cells (no zero padding: an aperture at the edge reads the image's edge more), so that it is
+    not the model's kernel; a sigma far below a cell tends to the nearest cell.
+    """
+    c = (np.arange(grid) + 0.5) / grid  # cell centres in image widths
+    pos = (np.asarray(centre, float) + 1) / 2  # (N, 2) in image widths
+    s = np.asarray(sigma, float)[:, None]
+    wx = np.exp(-((c[None] - pos[:, :1]) ** 2) / (2 * s**2))  # (N, grid)
+    wy = np.exp(-((c[None] - pos[:, 1:]) ** 2) / (2 * s**2))
+    w = (wy[:, :, None] * wx[:, None, :]).reshape(len(s), grid * grid)
+    return w / w.sum(1, keepdims=True)
+
+
+def make_graded_subject(out: str, n_images: int = 600, pole_fraction: float = 0.08,
+                        backbone: str = "resnet18", img_size: int = 96, image_size: int = 128, dim: int = 16,
+                        noise_sd: float = 0.5, seed: int = 0, weights: str | None = None, layer_width: float = 0.5,
+                        plant_grid: int = 16, exponent: float = 0.5, rf_base: float = 0.01, rf_per_layer: float = 0.1,
+                        rf_per_eccentricity: float = 0.08, progress: bool = True) -> str:
+    """Write a planted subject whose vertices pool their layer's map with graded receptive fields.
+
+    Not built from FactorTopy (a generator the model must generalise to): per vertex, the layer map
+    (features on a finer ``plant_grid`` x ``plant_grid`` grid, each layer scaled to unit RMS) is
+    pooled with a Gaussian of planted sigma (:func:`gaussian_pool_weights`; sigma from
+    :func:`graded_rf_size`: it grows with the layer and with eccentricity), mixed over layers by a
+    soft layer bump, projected by fixed random per-layer maps C_l -> ``dim`` and read out with
+    clustered weights; no global token. The response is then compressed, as cortex shows
+    (sub-additive spatial summation): sign(d) |d|^exponent of the z-scored drive d, before noise.
+
+    Layer, readout and hierarchy maps are those of :func:`planted_maps`; the position is
+    retinotopic, but its eccentricity follows the medial-lateral axis of the cap (0.1 to 0.7) rather
+    than the hierarchy, so that sigma is not a function of the layer alone. The truth
+    (``planted_truth.npz``) holds ``rf_size`` (N,) in image widths, ``space_xy``, ``layer_probs``,
+    ``readout``, ``hierarchy``, ``ceiling_r`` (the ceiling of the compressed signal) and no ``scale``.
+    Other arguments as :func:`make_planted_subject`.
+    """
+    import torch
+
+    from factortopy.surface import fsaverage5_surface
+
+    bb, images, feats, vertex, hemi = _plant_inputs(backbone, img_size, weights, seed, n_images, image_size,
+                                                    pole_fraction, plant_grid, progress)
+    L = len(feats.layer_names)
+    maps = planted_maps(vertex, hemi, L, dim, seed, layer_width=layer_width)
+    del maps["scale"]
+    x = np.concatenate([fsaverage5_surface(h, "sphere")[0][vertex[hemi == h], 0] for h in ("lh", "rh")])
+    lateral = np.zeros(len(vertex))
+    for h in ("lh", "rh"):  # 0 = medial, 1 = lateral, within each hemisphere's cap
+        s = hemi == h
+        far = np.abs(x[s])
+        lateral[s] = (far - far.min()) / np.ptp(far)
+    ecc = 0.1 + 0.6 * lateral
+    direction = maps["space_xy"] / np.linalg.norm(maps["space_xy"], axis=1, keepdims=True)
+    maps["space_xy"] = (direction * ecc[:, None]).astype(np.float32)
+    layer_fraction = maps["layer_probs"] @ np.arange(L) / max(L - 1, 1)
+    maps["rf_size"] = graded_rf_size(layer_fraction, ecc, rf_base, rf_per_layer, rf_per_eccentricity).astype(np.float32)
+
+    pool = torch.from_numpy(gaussian_pool_weights(maps["space_xy"], maps["rf_size"], plant_grid)).float()  # (N, G^2)
+    rng = np.random.default_rng(seed + 2)
+    tokens = feats.tokens.float()
+    drive = torch.zeros(n_images, len(vertex))
+    readout = torch.from_numpy(maps["readout"])
+    probs = torch.from_numpy(maps["layer_probs"])
+    for l, c in enumerate(feats.channels):
+        local = tokens[:, l, :plant_grid * plant_grid, :c]  # (B, G^2, C_l)
+        local = local / local.pow(2).mean().sqrt().clamp_min(1e-6)
+        proj = torch.from_numpy(rng.standard_normal((c, dim)) / np.sqrt(c)).float()
+        pooled = torch.einsum("ng,bgd->bnd", pool, local @ proj)  # (B, N, dim)
+        drive += probs[:, l] * (pooled * readout).sum(-1) / np.sqrt(dim)
+    d = drive.numpy()
+    d = (d - d.mean(0)) / d.std(0)
+    signal = np.sign(d) * np.abs(d) ** exponent
+    responses = _add_noise(signal, noise_sd, seed)
+    return _write_plant(out, bb, images, responses, vertex, hemi, maps, feats.layer_names, noise_sd,
+                        dict(backbone=backbone, img_size=img_size, dim=dim, seed=seed, generator="graded",
+                             plant_grid=plant_grid, exponent=exponent,
+                             rf_size=dict(base=rf_base, per_layer=rf_per_layer, per_eccentricity=rf_per_eccentricity)))
 
 
 def load_truth(subject_dir: str) -> dict:
@@ -205,8 +319,10 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
 
     layer_spearman: rank correlation of planted vs recovered expected layer (sum_l l p_l).
     position_error_median: median Euclidean distance of space_xy (in [-1, 1] units) over vertices
-    whose planted scale < ``local_scale`` (where position matters). scale_spearman likewise for
-    scale. val_r_over_ceiling: mean validation r / mean planted ceiling r.
+    whose planted scale < ``local_scale`` (where position matters; all vertices when the truth has no
+    scale). scale_spearman likewise for scale (when planted). rf_size_spearman: rank correlation of
+    planted vs recovered receptive-field size (when both have ``rf_size``; NaN when the recovered one
+    is constant, e.g. a point head's 0). val_r_over_ceiling: mean validation r / mean planted ceiling r.
     """
     from scipy.stats import spearmanr
 
@@ -214,16 +330,24 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
     L = truth["layer_probs"].shape[1]
     exp_true = truth["layer_probs"][order] @ np.arange(L)
     exp_fit = selectors["layer_probs"] @ np.arange(selectors["layer_probs"].shape[1])
-    local = truth["scale"][order] < local_scale
+    planted_scale = "scale" in truth
+    local = truth["scale"][order] < local_scale if planted_scale else np.ones(len(order), bool)
     err = np.linalg.norm(selectors["space_xy"] - truth["space_xy"][order], axis=1)
     argmax_true = truth["layer_probs"][order].argmax(1)
     argmax_fit = selectors["layer_probs"].argmax(1)
+    extra = {}
+    if planted_scale:
+        extra["scale_spearman"] = float(spearmanr(truth["scale"][order], selectors["scale"])[0])
+    if "rf_size" in truth and "rf_size" in selectors:
+        fitted = np.asarray(selectors["rf_size"])
+        extra["rf_size_spearman"] = (float(spearmanr(truth["rf_size"][order], fitted)[0])
+                                     if np.ptp(fitted) > 0 else float("nan"))
     return dict(
         layer_spearman=float(spearmanr(exp_true, exp_fit)[0]),
         layer_argmax_exact=float((argmax_true == argmax_fit).mean()),
         layer_argmax_within_one=float((np.abs(argmax_true - argmax_fit) <= 1).mean()),
         position_error_median=float(np.median(err[local])),
-        scale_spearman=float(spearmanr(truth["scale"][order], selectors["scale"])[0]),
+        **extra,
         val_pearson_mean=float(np.mean(val_r)),
         ceiling_r_mean=float(np.mean(truth["ceiling_r"][order])),
         val_r_over_ceiling=float(np.mean(val_r) / np.mean(truth["ceiling_r"][order])),

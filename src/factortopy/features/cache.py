@@ -4,25 +4,34 @@ One HDF5 file per (backbone, weights, layers, input size, normalisation, grid, i
 version): the file name ends in a digest of all of them, and the full key is stored in the file and
 compared on open, so a change of any of them never reuses stale features.
 
-Layout: dataset ``tokens`` (n_images, L, grid^2 + 1, C_max) float16, chunked per image; attributes
-``key`` (JSON), ``n_done`` (images written, updated after every batch) and ``complete`` (set last).
-A file whose ``complete`` is not set was interrupted: it is resumed from ``n_done`` (or rebuilt if
-it cannot be read), never read as valid.
+Layout: dataset ``tokens`` (n_images, L, grid^2 + 1, C_max) float16, chunked per image; dataset
+``crc32`` (n_images,) uint32, the CRC-32 of each image's stored bytes; attributes ``key`` (JSON),
+``n_done`` (images written, updated after every batch) and ``complete`` (set last).
+
+Writing (docs/reliability.md): under a lock file of our own (``<name>.h5.lock``, the ``filelock``
+package: HDF5's own locking is often off on cluster file systems, and two writers then broke the
+file), into ``<name>.partial.h5``, renamed to ``<name>.h5`` only when complete. An interrupted
+partial file resumes from ``n_done`` (its finished rows checked against their CRCs); a complete
+file whose rows do not match their CRCs (garbled bytes) is rebuilt, never read as valid.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import warnings
+import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from factortopy.backbones.spec import backbone_identity
 from factortopy.features.extract import Features, images_to_tokens, prepare_batch, to_storage
 
-CACHE_FORMAT = 2  # 2: keyed on the backbone identity (backbones.spec)
+CACHE_FORMAT = 3  # 2: keyed on the backbone identity (backbones.spec); 3: per-image CRC-32
 
 
 def cache_key(backbone, image_key: str, grid: int, n_images: int) -> dict:
@@ -47,48 +56,99 @@ def cache_path(cache_dir, key: dict) -> Path:
     return Path(cache_dir) / f"{_slug(key['model'], 60)}-{_slug(key['images'], 40)}-{digest}.h5"
 
 
+def _partial_path(path: Path) -> Path:
+    return path.with_name(path.name[:-len(".h5")] + ".partial.h5")
+
+
+def _row_crcs(rows: np.ndarray) -> np.ndarray:
+    """(n,) uint32 CRC-32 of each row's bytes."""
+    return np.array([zlib.crc32(np.ascontiguousarray(r).view(np.uint8)) for r in rows], dtype=np.uint32)
+
+
+def _bad_rows(f, stop: int) -> np.ndarray:
+    """Rows [0, stop) of an open cache file whose bytes differ from their stored CRC-32."""
+    tokens, crcs = f["tokens"], f["crc32"]
+    bad = []
+    for lo in range(0, stop, 256):  # bounded memory: 256 images at a time
+        hi = min(lo + 256, stop)
+        bad.extend(lo + np.flatnonzero(_row_crcs(tokens[lo:hi]) != crcs[lo:hi]))
+    return np.asarray(bad, dtype=np.int64)
+
+
 def read_cache(path) -> Features:
-    """A complete cache file -> Features (tokens in memory, float16). Raises if incomplete."""
+    """A complete cache file -> Features (tokens in memory, float16). Raises ValueError if it is
+    incomplete or any image's bytes differ from their CRC-32."""
     import h5py
 
     with h5py.File(path, "r") as f:
         if not f.attrs.get("complete", False):
             raise ValueError(f"feature cache {path} is incomplete (interrupted write)")
         key = json.loads(f.attrs["key"])
-        tokens = torch.from_numpy(f["tokens"][...])
-    return Features(tokens, key["backbone"]["layer_names"], key["backbone"]["channels"], key["grid"])
+        tokens = f["tokens"][...]
+        if "crc32" not in f:
+            raise ValueError(f"feature cache {path} has no checksums (an older format): delete it")
+        bad = np.flatnonzero(_row_crcs(tokens) != f["crc32"][...])
+    if len(bad):
+        raise ValueError(f"feature cache {path} is damaged: {len(bad)} image(s) (first: row {bad[0]}) differ from "
+                         "their checksum; delete it (load_or_extract rebuilds it)")
+    return Features(torch.from_numpy(tokens), key["backbone"]["layer_names"], key["backbone"]["channels"],
+                    key["grid"])
 
 
 def _state(path: Path, key_json: str, shape: tuple) -> tuple[str, int]:
-    """('complete' | 'partial' | 'rebuild' | 'absent', images done) of an existing file."""
+    """('complete' | 'partial' | 'rebuild' | 'absent', images done) of an existing file (complete
+    files are read in full by :func:`read_cache`, which checks every row)."""
     import h5py
 
     if not path.exists():
         return "absent", 0
     try:
         with h5py.File(path, "r") as f:
-            if f.attrs.get("key") != key_json or f["tokens"].shape != shape:
+            if f.attrs.get("key") != key_json or f["tokens"].shape != shape or "crc32" not in f:
                 return "rebuild", 0  # a digest collision or a foreign file: never trust it
-            n_done = int(f.attrs.get("n_done", 0))
+            n_done = max(0, min(int(f.attrs.get("n_done", 0)), shape[0]))
             if f.attrs.get("complete", False) and n_done == shape[0]:
                 return "complete", n_done
-            return "partial", max(0, min(n_done, shape[0]))
+            bad = _bad_rows(f, n_done)  # a partial file resumes only over rows that check out
+            return "partial", int(bad[0]) if len(bad) else n_done
     except Exception:  # truncated / corrupt (the process died inside a write)
         return "rebuild", 0
 
 
+def _read_valid(path: Path, key_json: str, shape: tuple) -> Features | None:
+    """The features of a complete, intact cache at ``path``; None (after removing a damaged one)
+    otherwise."""
+    if _state(path, key_json, shape)[0] != "complete":
+        return None
+    try:
+        return read_cache(path)
+    except Exception as err:  # garbled bytes in a file marked complete: rebuilt, never used
+        warnings.warn(f"{err}; rebuilding it", stacklevel=3)
+        return None
+
+
+def _write_error(err: OSError, path: Path, cache_dir) -> OSError:
+    full = err.errno == errno.ENOSPC or "No space left" in str(err)
+    what = "the disk is full" if full else (err.strerror or str(err))
+    return OSError(err.errno, f"cannot write the feature cache {path} ({what}): free space in {cache_dir} "
+                   "(or choose another --cache-dir) and rerun; the extraction resumes where it stopped")
+
+
 @torch.no_grad()
 def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, batch_size: int = 32,
-                    device: str = "cpu", progress: bool = True) -> Features:
+                    device: str = "cpu", progress: bool = True, lock_timeout: float = -1) -> Features:
     """Features of ``images`` under ``backbone``, from ``cache_dir`` when cached, else extracted now.
 
     images: a sequence of (H, W, 3) uint8 arrays. image_key: the image set's identity, from
     :func:`factortopy.data.images.image_set_key` (``subject.image_key``): content and absolute
     paths, never a name a loader picked.
+    lock_timeout: seconds to wait for another process writing the same cache (-1: as long as it
+    takes); past it, a ValueError naming the lock.
     Returns :class:`Features` with tokens (n_images, L, grid^2 + 1, C_max) float16 in memory.
     An interrupted extraction resumes where its last completed batch ended.
     """
     import h5py
+    from filelock import FileLock, Timeout
     from tqdm.auto import tqdm
 
     if not image_key:
@@ -99,38 +159,75 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
     key_json = json.dumps(key, sort_keys=True)
     path = cache_path(cache_dir, key)
     shape = (n, len(info.layer_names), grid * grid + 1, max(info.channels))
-    state, start = _state(path, key_json, shape)
-    if state == "complete":
-        features = read_cache(path)
-        features.backbone = backbone_identity(backbone)
+    identity = backbone_identity(backbone)
+    # A complete file only ever appears by rename, so it is read without the lock.
+    features = _read_valid(path, key_json, shape)
+    if features is not None:
+        features.backbone = identity
         return features
     os.makedirs(cache_dir, exist_ok=True)
-    if state == "rebuild":
-        path.unlink()
-    if state in ("absent", "rebuild"):
-        with h5py.File(path, "w") as f:
-            f.attrs["key"] = key_json
-            f.attrs["complete"] = False
-            f.attrs["n_done"] = 0
-            f.create_dataset("tokens", shape=shape, dtype="float16", chunks=(1,) + shape[1:])
-        start = 0
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        if progress:
+            print(f"waiting for another process writing the feature cache {path}")
+        try:
+            lock.acquire(timeout=lock_timeout)
+        except Timeout:
+            raise ValueError(f"the feature cache {path} is being written by another process (lock "
+                             f"{lock.lock_file}): wait for it, or use another --cache-dir") from None
+    try:
+        features = _read_valid(path, key_json, shape)  # the other writer may have finished it
+        if features is not None:
+            features.backbone = identity
+            return features
+        tokens = _extract_into(_partial_path(path), backbone, images, key_json, shape, grid, batch_size, device,
+                               progress, cache_dir, h5py, tqdm)
+        if path.exists():
+            path.unlink()  # a damaged complete file
+        os.replace(_partial_path(path), path)
+    finally:
+        lock.release()
+    return Features(tokens, list(info.layer_names), [int(c) for c in info.channels], grid, identity)
 
-    backbone = backbone.to(device).eval()
-    autocast = str(device).startswith("cuda")
-    bar = tqdm(total=n, initial=start, desc=f"features {info.name}", unit="img", disable=not progress)
-    with h5py.File(path, "r+") as f:
-        ds = f["tokens"]
-        for lo in range(start, n, batch_size):
-            hi = min(lo + batch_size, n)
-            batch = prepare_batch(backbone, images, lo, hi, device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                tokens = images_to_tokens(backbone, batch, grid)
-            ds[lo:hi] = to_storage(tokens, torch.float16).numpy()
-            f.flush()  # the data is on disk before the counter says so
-            f.attrs["n_done"] = hi
-            f.flush()
-            bar.update(hi - lo)
-        f.attrs["complete"] = True
-        tokens = torch.from_numpy(ds[...])
-    bar.close()
-    return Features(tokens, list(info.layer_names), [int(c) for c in info.channels], grid, backbone_identity(backbone))
+
+def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_size, device, progress,
+                  cache_dir, h5py, tqdm) -> torch.Tensor:
+    """Fill (or resume) the partial file; returns its tokens. Caller holds the lock."""
+    n = shape[0]
+    state, start = _state(partial, key_json, shape)
+    try:
+        if state == "rebuild":
+            partial.unlink()
+        if state in ("absent", "rebuild"):
+            with h5py.File(partial, "w") as f:
+                f.attrs["key"] = key_json
+                f.attrs["complete"] = False
+                f.attrs["n_done"] = 0
+                f.create_dataset("tokens", shape=shape, dtype="float16", chunks=(1,) + shape[1:])
+                f.create_dataset("crc32", shape=(n,), dtype="uint32")
+            start = 0
+        backbone = backbone.to(device).eval()
+        autocast = str(device).startswith("cuda")
+        bar = tqdm(total=n, initial=start, desc=f"features {backbone.info.name}", unit="img", disable=not progress)
+        with h5py.File(partial, "r+") as f:
+            ds, crcs = f["tokens"], f["crc32"]
+            f.attrs["n_done"] = start
+            for lo in range(start, n, batch_size):
+                hi = min(lo + batch_size, n)
+                batch = prepare_batch(backbone, images, lo, hi, device)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+                    rows = to_storage(images_to_tokens(backbone, batch, grid), torch.float16).numpy()
+                ds[lo:hi] = rows
+                crcs[lo:hi] = _row_crcs(rows)
+                f.flush()  # the data is on disk before the counter says so
+                f.attrs["n_done"] = hi
+                f.flush()
+                bar.update(hi - lo)
+            f.attrs["complete"] = True
+            tokens = torch.from_numpy(ds[...])
+        bar.close()
+    except OSError as err:
+        raise _write_error(err, partial, cache_dir) from None
+    return tokens

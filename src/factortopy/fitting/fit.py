@@ -18,6 +18,7 @@ from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
 from factortopy.data.split import split_indices
+from factortopy.model.kernel import RECEPTIVE_FIELDS
 
 
 @dataclass
@@ -95,6 +96,7 @@ FIT_CHECKS = {
     "device": (lambda v: isinstance(v, str) and re.fullmatch(r"cpu|mps|cuda(:\d+)?", v) is not None,
                "cpu, cuda, cuda:N or mps"),
     "amp_dtype": (lambda v: v in ("bfloat16", "float16"), "'bfloat16' or 'float16'"),
+    "receptive_field": (lambda v: v in RECEPTIVE_FIELDS, " or ".join(map(repr, RECEPTIVE_FIELDS))),
     "feature_batch_size": (_whole(1), "a whole number >= 1"),
     "eval_batch_size": (_whole(1), "a whole number >= 1"),
 }

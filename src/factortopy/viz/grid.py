@@ -39,7 +39,7 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
     from matplotlib.figure import Figure
 
     from factortopy.viz.maps import draw_cell
-    from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes, panels
+    from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes, literal, panels
 
     if not columns:
         raise ValueError("compare_figure needs at least one column")
@@ -82,7 +82,7 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
         if legend is not None:
             legend(legend_ax(r))
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(literal(title), fontsize=11)
     return fig
 
 

@@ -79,6 +79,22 @@ def _layer(maps, options):
     return M.layer_painting(maps["vertex"], maps["hemi"], maps["layer_probs"], names)
 
 
+def _run_grid(maps):
+    """The token-grid side the run was fitted on (config.json), or None (e.g. a planted truth)."""
+    model = (maps.get("config") or {}).get("model") or {}
+    return model.get("grid")
+
+
+def _rf_size(maps, options):
+    return M.rf_size_painting(maps["vertex"], maps["hemi"], maps["rf_size"], _run_grid(maps),
+                              vmax=options.get("rf_vmax"))
+
+
+def _shared_rf_range(columns, options):
+    vals = [np.asarray(c["rf_size"], float) for c in columns if c.get("rf_size") is not None]
+    return {"rf_vmax": C.value_range(np.concatenate(vals) if vals else np.zeros(1), 0.0)[1]}
+
+
 _SCORES = " (scores.npz missing? a finished fit writes it)"
 for _kind in (
     MapKind("layer", ("layer_probs",), _layer,
@@ -88,6 +104,9 @@ for _kind in (
             "selected image position through a colour wheel (hue = direction, saturation = distance from centre)"),
     MapKind("scale", ("scale",), lambda m, o: M.scale_painting(m["vertex"], m["hemi"], m["scale"]),
             "selected token scale: green = local, pink = global"),
+    MapKind("rf-size", ("rf_size",), _rf_size,
+            "receptive-field size: sigma in image widths and in grid cells (dark = a point, bright = large)",
+            _shared_rf_range, " (fitted with --receptive-field gaussian? a point run's size is 0)"),
     MapKind("channel", ("readout",),
             lambda m, o: M.channel_painting(m["vertex"], m["hemi"], m["readout"], o.get("n_clusters", 20)),
             "clusters of readout weights (cosine k-means), one colour per cluster"),

@@ -136,9 +136,11 @@ def _swatch_legend(names, palette, title):
         ax.imshow(img, extent=(0, 1, n - 0.5, -0.5), aspect="auto")
         ax.set_xticks([])
         step = max(1, int(np.ceil(n / 25)))
-        ax.set_yticks(range(0, n, step), [str(names[i]) for i in range(0, n, step)], fontsize=6)
+        from factortopy.viz.render import literal
+
+        ax.set_yticks(range(0, n, step), [literal(names[i]) for i in range(0, n, step)], fontsize=6)
         ax.yaxis.tick_right()
-        ax.set_title(title, fontsize=8)
+        ax.set_title(literal(title), fontsize=8)
 
     return draw
 
@@ -168,6 +170,24 @@ def scale_painting(vertex, hemi, scale) -> Painting:
     check_vertices(vertex, hemi, s.shape[0] if s.ndim else -1, "scale")
     legend = _colorbar_legend(C.SCALE_CMAP, 0.0, 1.0, "scale", [0, 0.5, 1], ["local", "", "global"])
     return Painting(vertex, hemi, C.scale_colors(s), "scale", legend=legend, info={"scale": s})
+
+
+def rf_size_painting(vertex, hemi, rf_size, grid: int | None = None, vmin=None, vmax=None,
+                     cmap: str = "magma") -> Painting:
+    """Receptive-field size map: sigma per vertex, sequential colours from 0 (a point) up.
+
+    rf_size: (N,) sigma in image widths (selectors.npz ``rf_size``). grid: the run's token-grid side,
+    for the legend's second unit (sigma in grid cells = rf_size * grid); None leaves it out.
+    vmin/vmax: colour limits in image widths (default 0 and the data's maximum).
+    """
+    s = np.asarray(rf_size, float)
+    check_vertices(vertex, hemi, s.shape[0] if s.ndim else -1, "rf_size")
+    lo, hi = C.value_range(s, 0.0 if vmin is None else vmin, vmax)
+    ticks = np.linspace(lo, hi, 5)
+    labels = [f"{t:.2g}" + ("" if grid is None else f" = {t * grid:.2g} cells") for t in ticks]
+    legend = _colorbar_legend(cmap, lo, hi, "RF sigma (image widths)", list(ticks), labels)
+    return Painting(vertex, hemi, C.value_colors(s, cmap, lo, hi), "rf-size", legend=legend,
+                    info={"rf_size": s, "grid": grid, "vmin": lo, "vmax": hi, "tick_labels": labels})
 
 
 def value_painting(vertex, hemi, values, cmap=None, vmin=None, vmax=None, label: str = "value",
@@ -228,12 +248,12 @@ def mesh_for(view: str, surface: str = "inflated", mesh: Mesh | None = None) -> 
 def draw_cell(ax, painting: Painting, view: str, hemis="both", surface: str = "inflated",
               mesh: Mesh | None = None, title: str | None = None):
     """Draw one view of a painting into ``ax`` (both hemispheres side by side where the view splits them)."""
-    from factortopy.viz.render import draw_view
+    from factortopy.viz.render import draw_view, literal
 
     m = mesh_for(view, surface, mesh)
     draw_view(ax, m, hemis, view, painting.on_mesh(m), mode=painting.mode)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(literal(title), fontsize=9)
     return ax
 
 
@@ -250,7 +270,7 @@ def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface
     """
     from matplotlib.figure import Figure
 
-    from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes
+    from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes, literal
 
     views = (views,) if isinstance(views, str) else tuple(views)
     if not views:
@@ -278,9 +298,9 @@ def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface
         painting.legend(legend_ax())
     if title:
         if ax is not None or axes is not None:
-            cells[0].set_title(title, fontsize=10)
+            cells[0].set_title(literal(title), fontsize=10)
         else:
-            fig.suptitle(title, fontsize=10)
+            fig.suptitle(literal(title), fontsize=10)
     return fig
 
 

@@ -32,5 +32,7 @@ def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = N
     fig.colorbar(im, ax=ax, label="fraction of vertices" if key == "selected" else "mean p")
     ax.legend(fontsize=6, loc="upper right")
     if title:
-        ax.set_title(title, fontsize=9)
+        from factortopy.viz.render import literal
+
+        ax.set_title(literal(title), fontsize=9)
     return fig

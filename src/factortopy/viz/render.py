@@ -166,6 +166,12 @@ def build_polys(mesh: Mesh, hemis, view: str, vertex_rgba: dict, mode: str = "me
     return tris[order], np.concatenate(all_cols)[order], np.concatenate(all_data)[order]
 
 
+def literal(text) -> str:
+    """``text`` as matplotlib should draw it, character for character: ``$`` is escaped, so a run
+    name or title holding one never starts mathtext (an odd count made every figure fail)."""
+    return str(text).replace("$", r"\$")
+
+
 def _show(ax, tris, cols, title=None):
     """Add projected triangles to a plain 2-D Axes as one PolyCollection, framed, axes hidden."""
     from matplotlib.collections import PolyCollection
@@ -180,7 +186,7 @@ def _show(ax, tris, cols, title=None):
     ax.set_aspect("equal")
     ax.set_axis_off()
     if title:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(literal(title), fontsize=8)
     return pc
 
 
