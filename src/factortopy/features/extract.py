@@ -70,7 +70,8 @@ def prepare_batch(backbone, images, start: int, stop: int, device: str = "cpu") 
     the GPU when there is one: the antialiased resize is the slow part on a CPU)."""
     raw = load_batch(images, start, stop)
     if isinstance(raw, list):  # mixed sizes: each image is resized whole on its own
-        return torch.cat([backbone.preprocess(torch.from_numpy(a)[None].to(device)) for a in raw])
+        # a copy: image readers hand out read-only arrays, which torch.from_numpy warns about
+        return torch.cat([backbone.preprocess(torch.from_numpy(a.copy())[None].to(device)) for a in raw])
     return backbone.preprocess(raw.to(device))
 
 
