@@ -13,8 +13,9 @@ mostly-local vertices, the held-out r (images that chose nothing) and r / the pl
 the spread. Precision (float16 vs bfloat16 autocast) applies on CUDA only: on the CPU it is
 reported as not measurable.
 
-    # the numbers in docs/method.md (2-core CPU, about 20 minutes)
-    OMP_NUM_THREADS=1 python benchmarks/deviations.py --seeds 0,1
+    # the numbers in docs/method.md (shared 2-core CPU, about 15 minutes)
+    OMP_NUM_THREADS=1 python benchmarks/deviations.py --seeds 0,1,2 --json rows.json
+    python benchmarks/deviations.py --summarise rows.json   # the summary again, from the rows
     # a quick look
     OMP_NUM_THREADS=1 python benchmarks/deviations.py --images 300 --epochs 5 --settings ours,reference
 """
@@ -90,6 +91,29 @@ def run_row(name, subject, features, truth, args, seed) -> dict:
                 steps=result.metrics["steps"], batch_size=cfg.batch_size, lr=cfg.lr, seconds=time.time() - t0)
 
 
+def summarise(rows: list[dict], names) -> None:
+    """With more than one seed: each setting's mean over seeds (spread = max - min), and its paired
+    difference from ``ours`` on the same seed (mean, min..max): the noise a comparison must beat."""
+    seeds = sorted({r["seed"] for r in rows})
+    if len(seeds) < 2:
+        return
+    by = {(r["setting"], r["seed"]): r for r in rows}
+    print(f"\nmean over seeds {seeds} (spread = max - min)")
+    print(f"| {'setting':<20} | " + " | ".join(COLUMNS) + " |")
+    for name in names:
+        mine = [by[name, s] for s in seeds if (name, s) in by]
+        if mine:
+            print(f"| {name:<20} | " + " | ".join(
+                f"{np.mean([r[c] for r in mine]):.3f} ({np.ptp([r[c] for r in mine]):.3f})" for c in COLUMNS) + " |")
+    print("\nminus ours on the same seed: mean (min..max)")
+    for name in names:
+        pairs = [(by[name, s], by["ours", s]) for s in seeds if (name, s) in by and ("ours", s) in by]
+        if pairs and name != "ours":
+            diffs = {c: [a[c] - b[c] for a, b in pairs] for c in COLUMNS}
+            print(f"| {name:<20} | " + " | ".join(
+                f"{np.mean(d):+.3f} ({min(d):+.3f}..{max(d):+.3f})" for d in diffs.values()) + " |")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--images", type=int, default=600, help="planted images (default 600)")
@@ -108,7 +132,13 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--subject-dir", default=None, help="plant here and reuse (default: a temporary folder)")
     p.add_argument("--json", default=None, help="write the rows to this file")
+    p.add_argument("--summarise", default=None, metavar="JSON", help="only print the summary of an earlier --json")
     args = p.parse_args(argv)
+    if args.summarise:
+        with open(args.summarise) as f:
+            rows = json.load(f)["rows"]
+        summarise(rows, list(dict.fromkeys(r["setting"] for r in rows)))
+        return 0
     torch.set_num_threads(args.threads)
     names = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = [n for n in names if n not in SETTINGS]
@@ -150,13 +180,7 @@ def main(argv=None) -> int:
                 rows.append(row)
                 print(f"| {name:<20} | {seed} | " + " | ".join(f"{row[c]:.3f}" for c in COLUMNS)
                       + f" | {row['steps']} | {row['seconds']:.0f} |", flush=True)
-    if len(seeds) > 1:
-        print("\nmean over seeds (spread = max - min)")
-        for name in names:
-            mine = [r for r in rows if r["setting"] == name]
-            if mine:
-                print(f"| {name:<20} | " + " | ".join(
-                    f"{np.mean([r[c] for r in mine]):.3f} ({np.ptp([r[c] for r in mine]):.3f})" for c in COLUMNS) + " |")
+    summarise(rows, names)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(args=vars(args), rows=rows), f, indent=2)

@@ -70,6 +70,8 @@ def randomise_selectors(model: FactorTopy, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for spec in SELECTORS:
+            if not spec.used_by(model):  # e.g. a point model has no receptive-field-size MLP
+                continue
             mlp = model.get_submodule(spec.module)
             mlp[-1].weight.copy_(torch.randn(mlp[-1].weight.shape, generator=g) * 0.5)
 

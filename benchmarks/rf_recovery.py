@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--plant-dim", type=int, default=16)
     p.add_argument("--noise-sd", type=float, default=0.5)
     p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)

@@ -32,8 +32,8 @@ from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject, 
 SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
 WORKDIR = os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
 SIZES = {
-    "tiny": dict(subject=dict(n_images=64, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
-                 fit=dict(epochs=2, batch_size=16, dim=8)),
+    "tiny": dict(subject=dict(n_images=120, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
+                 fit=dict(epochs=2, batch_size=16, dim=8, val_fraction=0.25, heldout_fraction=0.25)),
     "full": dict(subject=dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7),
                  fit=dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)),
 }

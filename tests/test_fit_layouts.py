@@ -35,7 +35,7 @@ def test_fit_on_raw_nsd(tmp_path):
 
 
 def test_fit_on_algonauts(tmp_path):
-    write_fake_algonauts(str(tmp_path), "subj03", n_train=16)
+    write_fake_algonauts(str(tmp_path), "subj03", n_train=30)  # >= 3 held-out images (docs/reliability.md)
     spec = f"algonauts:{tmp_path}/subj03"
     out = str(tmp_path / "run")
     assert main(["fit", "--data", spec, *FIT_ARGS, "--out", out]) == 0

@@ -99,8 +99,8 @@ def test_python_threads_argument_holds_during_the_call_and_is_restored(monkeypat
     start = torch.get_num_threads()
     other = 3 if start != 3 else 2
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (24, 32, 32, 3), dtype=np.uint8)
-    responses = rng.standard_normal((24, 5)).astype(np.float32)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)  # 4 validation and 4 held-out images
+    responses = rng.standard_normal((40, 5)).astype(np.float32)
     enc = FactorTopyEncoder("resnet18", random_init=True, img_size=32, epochs=1, dim=4, threads=other)
     enc.fit(images, responses, vertices=np.arange(5), hemi="lh")
     assert seen == [("fit", other)] and torch.get_num_threads() == start

@@ -191,7 +191,7 @@ class FactorTopyEncoder:
       (``random_init=True`` for a random network, ``weights=FILE`` for a local checkpoint).
     threads: torch CPU threads during fit / predict (None: leave torch's setting).
     progress: show progress bars. cache_dir: on-disk feature cache (HDF5), reused across fits.
-    **settings: any :class:`~factortopy.fitting.fit.FitConfig` field (``epochs``, ``batch_size``,
+    ``**settings``: any :class:`~factortopy.fitting.fit.FitConfig` field (``epochs``, ``batch_size``,
       ``lr``, ``dim``, ``seed``, ``val_fraction``, ``heldout_fraction``, ``device``, ...); the
       published recipe: ``FactorTopyEncoder(name, **factortopy.fitting.fit.REFERENCE_SETTINGS)``.
 

@@ -12,7 +12,7 @@ import importlib
 import sys
 
 # order shown in --help
-COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint", "predict")
+COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint", "predict", "study")
 
 
 class UserError(Exception):

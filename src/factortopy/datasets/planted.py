@@ -204,11 +204,13 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
                         dict(backbone=backbone, img_size=img_size, dim=dim, seed=seed))
 
 
-def graded_rf_size(layer_fraction: np.ndarray, eccentricity: np.ndarray, base: float = 0.01,
-                   per_layer: float = 0.1, per_eccentricity: float = 0.08) -> np.ndarray:
+def graded_rf_size(layer_fraction: np.ndarray, eccentricity: np.ndarray, base: float = 0.02,
+                   per_layer: float = 0.15, per_eccentricity: float = 0.12) -> np.ndarray:
     """Planted receptive-field sigma in image widths: base + per_layer * layer_fraction +
     per_eccentricity * eccentricity (layer_fraction in [0, 1] from first to last layer, eccentricity
-    in [-1, 1] units); defaults give ~0.01 (a point at the pole) to ~0.17 (a sixth of the image)."""
+    in [-1, 1] units). The defaults span ~0.03 (first layer, near the fovea) to ~0.25 image widths
+    (last layer, periphery): on NSD's 8.4 degree images about 0.3 to 2 degrees, the range of pRF
+    sigmas from V1 to ventral areas."""
     return base + per_layer * np.asarray(layer_fraction) + per_eccentricity * np.asarray(eccentricity)
 
 
@@ -223,8 +225,10 @@ def gaussian_pool_weights(centre: np.ndarray, sigma: np.ndarray, grid: int) -> n
     c = (np.arange(grid) + 0.5) / grid  # cell centres in image widths
     pos = (np.asarray(centre, float) + 1) / 2  # (N, 2) in image widths
     s = np.asarray(sigma, float)[:, None]
-    wx = np.exp(-((c[None] - pos[:, :1]) ** 2) / (2 * s**2))  # (N, grid)
-    wy = np.exp(-((c[None] - pos[:, 1:]) ** 2) / (2 * s**2))
+    lx = -((c[None] - pos[:, :1]) ** 2) / (2 * s**2)  # (N, grid) log weights
+    ly = -((c[None] - pos[:, 1:]) ** 2) / (2 * s**2)
+    # shifted by the row maximum: a sigma far below a cell would underflow every cell to 0
+    wx, wy = np.exp(lx - lx.max(1, keepdims=True)), np.exp(ly - ly.max(1, keepdims=True))
     w = (wy[:, :, None] * wx[:, None, :]).reshape(len(s), grid * grid)
     return w / w.sum(1, keepdims=True)
 
@@ -232,8 +236,8 @@ def gaussian_pool_weights(centre: np.ndarray, sigma: np.ndarray, grid: int) -> n
 def make_graded_subject(out: str, n_images: int = 600, pole_fraction: float = 0.08,
                         backbone: str = "resnet18", img_size: int = 96, image_size: int = 128, dim: int = 16,
                         noise_sd: float = 0.5, seed: int = 0, weights: str | None = None, layer_width: float = 0.5,
-                        plant_grid: int = 16, exponent: float = 0.5, rf_base: float = 0.01, rf_per_layer: float = 0.1,
-                        rf_per_eccentricity: float = 0.08, progress: bool = True) -> str:
+                        plant_grid: int = 16, exponent: float = 0.5, rf_base: float = 0.02, rf_per_layer: float = 0.15,
+                        rf_per_eccentricity: float = 0.12, progress: bool = True) -> str:
     """Write a planted subject whose vertices pool their layer's map with graded receptive fields.
 
     Not built from FactorTopy (a generator the model must generalise to): per vertex, the layer map

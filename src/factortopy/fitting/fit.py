@@ -131,16 +131,16 @@ WARN_EVAL_IMAGES = 20
 def check_split_sizes(parts: dict, cfg) -> None:
     """Refuse a validation (or held-out) set under :data:`MIN_EVAL_IMAGES`, warn under
     :data:`WARN_EVAL_IMAGES` (docs/reliability.md)."""
-    for role, option, fraction in (("val", "--val-fraction", cfg.val_fraction),
-                                   ("heldout", "--heldout-fraction", cfg.heldout_fraction)):
+    for role, name, option, fraction in (("val", "validation", "--val-fraction", cfg.val_fraction),
+                                         ("heldout", "held-out", "--heldout-fraction", cfg.heldout_fraction)):
         n = len(parts[role])
         if role == "heldout" and fraction == 0:
             continue
         if n < MIN_EVAL_IMAGES:
-            raise ValueError(f"the {role} set has {n} image(s) ({option} {fraction}); Pearson r needs at least "
+            raise ValueError(f"the {name} set has {n} image(s) ({option} {fraction}); Pearson r needs at least "
                              f"{MIN_EVAL_IMAGES}: raise {option} or use more images")
         if n < WARN_EVAL_IMAGES:
-            warnings.warn(f"the {role} set has only {n} images ({option} {fraction}): per-vertex r has a standard "
+            warnings.warn(f"the {name} set has only {n} images ({option} {fraction}): per-vertex r has a standard "
                           f"error above {1 / math.sqrt(WARN_EVAL_IMAGES - 3):.2f}, so the "
                           f"{'best epoch' if role == 'val' else 'held-out score'} is mostly noise; use at least "
                           f"{WARN_EVAL_IMAGES} images", stacklevel=3)

@@ -145,8 +145,12 @@ class FactorTopy(nn.Module):
 
         f = self.encoding.out_features
         for spec in SELECTORS:  # in table order: it fixes the random init
-            if spec.active(self):
+            if spec.active is None:
                 self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
+            elif spec.used_by(self):  # an optional row leaves the main stream as without it
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed((torch.initial_seed() + 1 + SELECTORS.index(spec)) % 2**63)
+                    self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
         self.readout_weight = nn.Parameter(torch.empty(N, self.dim))
         self.readout_bias = nn.Parameter(torch.empty(N))
         with torch.no_grad():
@@ -225,7 +229,7 @@ class FactorTopy(nn.Module):
             e = self.encoding(coords) if encoding is None else encoding
             out = {}
             for spec in SELECTORS:
-                if not spec.active(self):  # e.g. a point's receptive-field size: exactly 0
+                if not spec.used_by(self):  # e.g. a point's receptive-field size: exactly 0
                     out[spec.field] = e.new_zeros(e.shape[0], spec.out_features(self.n_layers))
                     continue
                 mlp = getattr(self, spec.module)

@@ -15,8 +15,10 @@ field per row, and :func:`selector_arrays` saves one array per row in ``selector
 
 A width-1 selector is (N, 1) in :class:`Selectors` and saved as (N,). The row order is the order in
 which the MLPs are built, so it fixes the random initialisation: append new rows at the end.
-``active(model)`` says whether a model uses the row: an inactive row has no MLP (so checkpoints of
-models without it load unchanged) and reads as zeros (a point model's receptive field has size 0).
+An optional row has ``active(model)``, whether a model uses it: an inactive row has no MLP (so
+checkpoints of models without it load unchanged) and reads as zeros (a point model's receptive field
+has size 0); an active one draws its initialisation from a side stream of the random generator, so
+that every other parameter starts exactly as in the model without it (a fair comparison).
 """
 from __future__ import annotations
 
@@ -39,7 +41,10 @@ class SelectorSpec:
     activation: Callable[[torch.Tensor], torch.Tensor]
     key: str  # array name in selectors.npz
     description: str  # range and unit, for legends and docs
-    active: Callable[[object], bool] = lambda model: True  # does this model (FactorTopy) use the row?
+    active: Callable[[object], bool] | None = None  # optional rows: does this FactorTopy use it? None: always
+
+    def used_by(self, model) -> bool:
+        return self.active is None or bool(self.active(model))
 
     @property
     def module(self) -> str:

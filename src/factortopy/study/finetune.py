@@ -83,7 +83,7 @@ def finetune(spec, images: str, out: str, cfg: FinetuneConfig | None = None, dev
         raise ValueError(f"{spec.name}: fine-tuning runs take timm backbones (every friendly name is one); "
                          "fine-tune this one elsewhere and give the checkpoint as weights = FILE")
     paths, labels, names = image_folder(images)
-    x_all = torch.cat([backbone.preprocess(torch.from_numpy(read_image(p))[None]) for p in paths])
+    x_all = torch.cat([backbone.preprocess(torch.from_numpy(np.array(read_image(p)))[None]) for p in paths])
     y_all = torch.from_numpy(labels)
     model = model.to(device).eval().requires_grad_(True)  # eval: batch-norm statistics stay frozen
     gen = torch.Generator().manual_seed(int(cfg.seed))

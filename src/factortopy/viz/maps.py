@@ -81,7 +81,9 @@ class Painting:
 # ---------------------------------------------------------------------------- legends
 
 def _layer_legend(layer_names):
-    names = None if layer_names is None else [str(n) for n in layer_names]
+    from factortopy.viz.render import literal
+
+    names = None if layer_names is None else [literal(n) for n in layer_names]
 
     def draw(ax):
         ax.imshow(C.layer_legend_image(), extent=(0, 1, 0, 1), aspect="auto", origin="upper")

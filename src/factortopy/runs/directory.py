@@ -1,0 +1,158 @@
+"""Claiming a RUN_DIR for writing: never overwrite a finished run or a user's folder silently, and
+never let two writers share one.
+
+States of ``--out``: absent or empty (new run); an interrupted fit (``checkpoint.pt``, no
+``config.json``: resumed by the same settings); a finished run (``config.json``: refused unless
+``overwrite``, which removes every file the old run wrote, evaluations included); anything else
+(a folder of the user's own files): refused.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from factortopy.runs import (CHECKPOINT, CHECKSUMS, CONFIG, METRICS, MODEL, RESPONSE_STATS, RIDGE, SCORES,
+                             SELECTORS, TRAIN_LOG, read_json)
+
+LOCK = ".factortopy.lock"
+#: every file a run may hold (evaluations matched by prefix): what --overwrite removes
+RUN_FILES = (CONFIG, MODEL, SELECTORS, SCORES, METRICS, TRAIN_LOG, RESPONSE_STATS, CHECKPOINT, RIDGE, CHECKSUMS)
+
+
+class RunDirBusy(ValueError):
+    """``--out`` is locked by another writer (a ValueError: the command line reports it as one line)."""
+
+
+def _is_run_file(name: str) -> bool:
+    return name in RUN_FILES or (name.startswith("eval_") and name.endswith((".npz", ".json"))) \
+        or name.endswith(".tmp") or name == LOCK
+
+
+def run_dir_state(out: str) -> str:
+    """'new' | 'interrupted' | 'finished' | 'foreign' (see the module docstring)."""
+    if not os.path.exists(out):
+        return "new"
+    if not os.path.isdir(out):
+        raise ValueError(f"--out {out} is an existing file, not a folder: choose a folder for the run")
+    names = [n for n in os.listdir(out) if n != LOCK]
+    if not names:
+        return "new"
+    if CONFIG in names:
+        try:
+            config = read_json(os.path.join(out, CONFIG))
+        except ValueError:
+            return "foreign"
+        return "finished" if isinstance(config, dict) and "kind" in config else "foreign"
+    if CHECKPOINT in names and all(_is_run_file(n) for n in names):
+        return "interrupted"
+    return "foreign"
+
+
+class RunDirLock:
+    """An exclusive lock file in the RUN_DIR naming its holder (host and process id). A second
+    writer fails at once with a message naming the holder; a lock left by a dead process on this
+    host is taken over."""
+
+    def __init__(self, out: str):
+        self.path = os.path.join(out, LOCK)
+        self.held = False
+
+    def acquire(self) -> "RunDirLock":
+        me = f"{socket.gethostname()} {os.getpid()}"
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None and self._stale(holder):
+                    try:
+                        os.remove(self.path)
+                    except FileNotFoundError:
+                        pass
+                    continue
+                raise RunDirBusy(f"{os.path.dirname(self.path)} is being written by another fit "
+                                   f"({holder or 'unknown holder'}): wait for it or choose another --out. "
+                                   f"If no fit is running, remove {self.path}") from None
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return self
+        raise RunDirBusy(f"could not take the lock {self.path}: another fit took it first; wait for it or "
+                         "choose another --out")
+
+    def _holder(self) -> str | None:
+        try:
+            with open(self.path) as f:
+                return f.read().strip() or None
+        except OSError:
+            return None
+
+    @staticmethod
+    def _stale(holder: str) -> bool:
+        host, _, pid = holder.partition(" ")
+        if host != socket.gethostname() or not pid.isdigit():
+            return False  # another machine's process: we cannot know, so it stands
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def release(self) -> None:
+        if self.held:
+            try:
+                os.remove(self.path)
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> tuple[str, RunDirLock]:
+    """Check ``out`` can be written, create it, lock it; returns (state before, lock held).
+
+    Refuses a finished run (unless ``overwrite``: its files, evaluations included, are removed
+    first) and a folder of other files (always: a run never deletes what it did not write). An
+    interrupted fit is resumed, or discarded when ``overwrite`` or not ``resume``.
+    """
+    state = run_dir_state(out)
+    if state == "foreign":
+        raise ValueError(f"--out {out} is a folder with other files, not a factortopy run: choose a new or "
+                         "empty folder (a run never replaces files it did not write)")
+    if state == "finished" and not overwrite:
+        raise ValueError(f"{out} already holds a finished run: choose another --out, or pass --overwrite "
+                         "(overwrite=True) to replace it (its evaluation files are removed too)")
+    os.makedirs(out, exist_ok=True)
+    lock = RunDirLock(out).acquire()
+    try:
+        if state == "finished" or (state == "interrupted" and (overwrite or not resume)):
+            for name in os.listdir(out):
+                if _is_run_file(name) and name != LOCK:
+                    os.remove(os.path.join(out, name))
+    except BaseException:
+        lock.release()
+        raise
+    return state, lock
+
+
+def discard_unstarted(out: str) -> None:
+    """Remove a new RUN_DIR whose fit failed before writing anything worth resuming (no checkpoint):
+    a failed fit leaves no empty or half-written run behind. A checkpoint stays (it resumes)."""
+    if not os.path.isdir(out) or os.path.isfile(os.path.join(out, CHECKPOINT)):
+        return
+    for name in os.listdir(out):
+        if _is_run_file(name) and name != LOCK:
+            os.remove(os.path.join(out, name))
+    if set(os.listdir(out)) <= {LOCK}:
+        try:
+            os.remove(os.path.join(out, LOCK))
+            os.rmdir(out)
+        except OSError:
+            pass

@@ -1,0 +1,66 @@
+"""Per-vertex maps of a RUN_DIR (selectors.npz + scores.npz) or of a planted truth."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from factortopy.runs import CONFIG, PLANTED_TRUTH, SCORES, SELECTORS, read_json, read_npz, run_title
+from factortopy.runs.columns import match_columns
+
+#: per-vertex keys read from selectors.npz / planted_truth.npz when present
+MAP_KEYS = ("layer_probs", "space_xy", "scale", "readout", "layer_r", "ceiling_r", "noise_sd")
+
+
+def load_maps(path) -> dict:
+    """Load per-vertex maps from a RUN_DIR, a selectors.npz or a planted_truth.npz (or its folder).
+
+    Returns a dict with ``vertex`` (N,) int64, ``hemi`` (N,) str, ``layer_names`` list[str],
+    ``layer_probs`` (N, L), ``space_xy`` (N, 2), ``scale`` (N,), ``readout`` (N, D) when stored,
+    ``r`` / ``r2`` (N,) the validation Pearson r and R^2 from scores.npz when present (NaN
+    for vertices it lacks), ``config`` (dict or None), ``title`` (str) and ``path``.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist (expected a RUN_DIR or a {SELECTORS} / {PLANTED_TRUTH})")
+    if p.is_dir():
+        for name in (SELECTORS, PLANTED_TRUTH):
+            if (p / name).exists():
+                npz, run_dir = p / name, p
+                break
+        else:
+            raise FileNotFoundError(f"{p} has neither {SELECTORS} nor {PLANTED_TRUTH}: not a RUN_DIR")
+    else:
+        npz, run_dir = p, p.parent
+    raw = read_npz(npz)
+    missing = [k for k in ("vertex", "hemi") if k not in raw]
+    if missing:
+        raise ValueError(f"{npz} lacks {', '.join(missing)}")
+    out = {"vertex": raw["vertex"].astype(np.int64), "hemi": raw["hemi"].astype(str)}
+    n = len(out["vertex"])
+    if len(out["hemi"]) != n:
+        raise ValueError(f"{npz}: vertex ({n}) and hemi ({len(out['hemi'])}) lengths differ")
+    for k in MAP_KEYS:
+        if k in raw:
+            if raw[k].ndim and raw[k].shape[0] != n:
+                raise ValueError(f"{npz}: {k} has {raw[k].shape[0]} rows for {n} vertices")
+            out[k] = raw[k]
+    if "layer_names" in raw:
+        out["layer_names"] = [str(x) for x in raw["layer_names"]]
+    elif "layer_probs" in raw:
+        out["layer_names"] = [f"layer {i}" for i in range(raw["layer_probs"].shape[1])]
+    scores = run_dir / SCORES
+    if scores.exists() and npz.name == SELECTORS:
+        sc = read_npz(scores)
+        idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
+        for k in ("r", "r2"):
+            if k in sc:
+                vals = np.full(n, np.nan)
+                vals[idx >= 0] = sc[k][idx[idx >= 0]]
+                out[k] = vals
+    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else None
+    out["config"] = config
+    fallback = run_dir.name if npz.name == SELECTORS else f"{run_dir.name} (planted truth)"
+    out["title"] = run_title(config, fallback) if npz.name == SELECTORS else fallback
+    out["path"] = str(p)
+    return out

@@ -1,0 +1,153 @@
+"""Running a study: fine-tuning checkpoints, then every (subject, backbone) fit not done yet, then
+the table, figures and page (docs/studies.md).
+
+Layout of the study directory ``DIR``::
+
+    DIR/study.json                      the resolved study: pairs, their RUN_DIRs and digests
+    DIR/runs/<subject>/<label>-<digest> one RUN_DIR per pair (factortopy.study.config: naming)
+    DIR/features/                       the feature cache: once per (backbone, image set)
+    DIR/finetune/<label>-<digest>.safetensors (+ .json log)  checkpoints the study fine-tuned
+    DIR/summary.csv, DIR/profiles.json  the table (factortopy.study.summary)
+    DIR/finetune.csv                    the fine-tuning study's table (factortopy.study.forgetting)
+    DIR/figures/*.png, DIR/index.html   figures and the self-contained page
+
+Fits run one after another in this process on a CPU or one GPU; with several GPUs, one process
+per GPU through :func:`factortopy.fitting.distributed.run_sweep` (each job is
+``python -m factortopy.study.worker JOB.json``). A killed study run again skips finished runs,
+resumes interrupted ones (their checkpoints) and reuses the feature cache.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from factortopy.fitting.fit import fit
+from factortopy.study.config import Pair, Study, load_study, pairs, slug
+
+
+def _log(msg: str, progress: bool) -> None:
+    if progress:
+        print(f"[study] {msg}", flush=True)
+
+
+def make_checkpoints(study: Study, out: str, progress: bool = True) -> None:
+    """Fine-tune each version that names an image folder (once: its checkpoint is named by a digest
+    of base spec, weights, images and settings) and point its spec at the checkpoint."""
+    from factortopy.study.finetune import FinetuneConfig, checkpoint_name, finetune
+
+    for b in study.backbones:
+        if not b.finetune:
+            continue
+        settings = dict(b.finetune)
+        images = settings.pop("images")
+        cfg = FinetuneConfig(**settings)
+        path = os.path.join(out, "finetune", f"{slug(b.label)}-{checkpoint_name(b.spec, images, cfg)}")
+        if os.path.isfile(path):
+            _log(f"fine-tuned checkpoint of {b.label!r} exists: {path}", progress)
+        else:
+            _log(f"fine-tuning {b.label!r} ({cfg.steps} steps on {images})", progress)
+            log = finetune(b.spec, images, path, cfg, device=study.device, progress=progress)
+            with open(path[: -len(".safetensors")] + ".json", "w") as f:
+                json.dump(log, f, indent=1)
+        b.spec = b.spec.replace(weights=path, pretrained=None, random_init=False)
+        b.finetune = None
+
+
+def is_finished(pair: Pair) -> bool:
+    """True when the pair's RUN_DIR holds a finished run of exactly this spec and these settings."""
+    from factortopy.runs import CONFIG, read_config
+
+    if not os.path.isfile(os.path.join(pair.run_dir, CONFIG)):
+        return False
+    config = read_config(pair.run_dir)
+    recorded = (config.get("backbone") or {}).get("spec")
+    fitcfg = config.get("fit") or {}
+    same = recorded == pair.backbone.spec.to_dict() and config.get("data") == pair.data and \
+        all(fitcfg.get(k) == v for k, v in pair.fit.items() if k != "device")
+    if not same:  # the folder's digest says these settings, its config says others: never reuse it
+        raise ValueError(f"{pair.run_dir} holds a run of another spec or settings than its name says; "
+                         "move it away and run the study again")
+    return True
+
+
+def _fit_here(pending: list, out: str, device: str, progress: bool) -> None:
+    from factortopy.data import load_subject
+
+    subjects = {}
+    for i, p in enumerate(pending):
+        _log(f"fit {i + 1}/{len(pending)}: {p.backbone.label} on {p.subject} -> {p.run_dir}", progress)
+        if p.data not in subjects:
+            subjects = {p.data: load_subject(p.data)}  # one subject in memory at a time
+        fit(subjects[p.data], backbone=p.backbone.spec, out=p.run_dir, data_spec=p.data, progress=progress,
+            cache_dir=os.path.join(out, "features"),
+            **{**p.fit, "device": device})
+
+
+def _fit_sweep(pending: list, out: str, gpus: list, device: str, progress: bool) -> None:
+    from factortopy.fitting.distributed import run_sweep
+    from factortopy.runs import write_json
+
+    job_dir = os.path.join(out, "jobs")
+    os.makedirs(job_dir, exist_ok=True)
+    jobs = []
+    for i, p in enumerate(pending):
+        path = os.path.join(job_dir, f"job_{i}.json")
+        write_json(path, dict(data=p.data, spec=p.backbone.spec.to_dict(), fit={**p.fit, "device": device},
+                              out=p.run_dir, cache_dir=os.path.join(out, "features")))
+        jobs.append([sys.executable, "-m", "factortopy.study.worker", path])
+    codes = run_sweep(jobs, gpus, log_dir=job_dir, verbose=progress)
+    failed = [f"{pending[i].backbone.label} on {pending[i].subject} (log {job_dir}/job_{i}.log)"
+              for i, c in enumerate(codes) if c != 0]
+    if failed:
+        raise RuntimeError(f"{len(failed)} fit(s) failed: " + "; ".join(failed) + ". Run the study again to "
+                           "retry them (finished runs are kept)")
+
+
+def choose_gpus(study: Study, gpus=None) -> list | None:
+    """The GPUs to sweep over: given ones, the study file's, or every visible GPU when the device is
+    CUDA and there are several; None means fitting in this process."""
+    gpus = gpus if gpus is not None else study.gpus
+    if gpus is None and study.device.startswith("cuda"):
+        import torch
+
+        n = torch.cuda.device_count()
+        gpus = list(range(n)) if n > 1 else None
+    return [str(g) for g in gpus] if gpus and len(gpus) > 1 else None
+
+
+def run_study(source, out, progress: bool = True, gpus=None, device: str | None = None, figures: bool = True,
+              base_dir: str | None = None) -> dict:
+    """Run the study ``source`` (a TOML file or a dict; see :mod:`factortopy.study.config`) into
+    the directory ``out``: fit what is not fitted, then write the table, figures and page.
+
+    gpus: GPU ids to run one fit process on each (default: every visible GPU when the device is
+    CUDA and there are several). device: overrides the study's. figures: False writes the table
+    only. Returns {'summary': rows, 'finetune': rows or None, 'page': path or None, 'fitted': n}.
+    """
+    from factortopy.runs import write_json
+    from factortopy.study.summary import write_summary
+
+    study = load_study(source, base_dir=base_dir)
+    if device is not None:
+        study.device = device
+    out = os.path.abspath(os.fspath(out))
+    os.makedirs(out, exist_ok=True)
+    make_checkpoints(study, out, progress)
+    todo = pairs(study, out)
+    write_json(os.path.join(out, "study.json"),
+               dict(name=study.name, subjects=study.subjects, fit=study.fit, finetune_base=study.finetune_base,
+                    pairs=[dict(subject=p.subject, label=p.backbone.label, family=p.backbone.family,
+                                method=p.backbone.method, finetune_of=p.backbone.finetune_of,
+                                spec=p.backbone.spec.to_dict(), run_dir=os.path.relpath(p.run_dir, out))
+                           for p in todo]))
+    pending = [p for p in todo if not is_finished(p)]
+    _log(f"{len(todo) - len(pending)} of {len(todo)} runs finished; fitting {len(pending)}", progress)
+    sweep = choose_gpus(study, gpus)
+    if pending and sweep:
+        _fit_sweep(pending, out, sweep, study.device, progress)
+    elif pending:
+        _fit_here(pending, out, study.device, progress)
+    result = write_summary(study, todo, out, figures=figures, progress=progress)
+    result["fitted"] = len(pending)
+    return result

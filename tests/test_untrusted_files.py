@@ -1,0 +1,235 @@
+"""No code runs from a data file (issue 12, items 1 and 3).
+
+Every kind of file the library reads gets a pickle payload whose ``__reduce__`` creates a marker
+folder when unpickled. Each reader must refuse the file with an error naming it, and the marker
+must never appear. ``test_the_payload_is_live`` proves the payload does run when unpickled, so a
+reader that unpickled it would fail these tests.
+"""
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from factortopy.data import load_subject
+from factortopy.data.algonauts import load_algonauts
+from factortopy.data.fake import write_fake_algonauts
+from factortopy.fitting.fit import fit
+from factortopy.runs import open_run
+
+pytestmark = pytest.mark.filterwarnings("ignore:the (validation|held-out) set has only")
+
+FIT = dict(backbone="resnet18", random_init=True, img_size=32, layers=["layer1", "layer2"], epochs=1,
+           batch_size=16, dim=4, hidden=8, patience=None, val_fraction=0.2, heldout_fraction=0.2, progress=False)
+
+
+class Payload:
+    """Unpickling it runs ``os.makedirs(marker)``: the marker's existence proves code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.makedirs, (self.marker,)
+
+
+def hostile_array(marker) -> np.ndarray:
+    """An object array whose pickle holds the payload (what ``np.save(..., allow_pickle=True)`` writes)."""
+    a = np.empty(3, dtype=object)
+    a[:] = [Payload(marker), 1, 2]
+    return a
+
+
+@pytest.fixture
+def marker(tmp_path):
+    m = tmp_path / "PAYLOAD_RAN"
+    yield m
+    assert not m.exists(), "a data file executed code"
+
+
+@pytest.fixture(scope="module")
+def subject_dir(tmp_path_factory):
+    return write_fake_algonauts(str(tmp_path_factory.mktemp("alg")), n_train=30, n_test=6)["path"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(subject_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "run")
+    fit(load_algonauts(subject_dir), out=out, **FIT)
+    return out
+
+
+def _copy(src, tmp_path, name="copy"):
+    dst = str(tmp_path / name)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_the_payload_is_live(tmp_path):
+    m = tmp_path / "ran"
+    pickle.loads(pickle.dumps(Payload(m)))
+    assert m.exists()
+    np.save(tmp_path / "a.npy", hostile_array(tmp_path / "ran2"), allow_pickle=True)
+    np.load(tmp_path / "a.npy", allow_pickle=True)
+    assert (tmp_path / "ran2").exists()
+
+
+# ---- checkpoints and weights -----------------------------------------------------------------------
+def test_hostile_checkpoint_is_a_clear_error_not_a_restart(subject_dir, tmp_path, marker):
+    out = tmp_path / "interrupted"
+    out.mkdir()
+    torch.save({"resume_key": "x", "model": Payload(marker), "epoch": 1}, out / "checkpoint.pt")
+    with pytest.raises(ValueError, match="checkpoint.pt cannot be read"):
+        fit(load_algonauts(subject_dir), out=str(out), **FIT)
+    assert (out / "checkpoint.pt").exists() and not (out / "config.json").exists()  # nothing restarted
+
+
+def test_hostile_weights_file_is_refused(tmp_path, marker):
+    from factortopy.backbones import load_backbone
+
+    path = tmp_path / "weights.pth"
+    torch.save({"conv1.weight": Payload(marker)}, path)
+    with pytest.raises(ValueError, match="weights_only"):
+        load_backbone("resnet18", weights=str(path), img_size=32)
+
+
+def test_hostile_weights_through_the_command_line(subject_dir, tmp_path, marker, capsys):
+    from factortopy.cli import main
+
+    path = tmp_path / "weights.pth"
+    torch.save({"conv1.weight": Payload(marker)}, path)
+    assert main(["fit", "--data", f"algonauts:{subject_dir}", "--backbone", "resnet18", "--img-size", "32",
+                 "--weights", str(path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "weights.pth" in capsys.readouterr().err
+
+
+# ---- data files ------------------------------------------------------------------------------------
+def _rois(space):
+    from factortopy.data.rois import load_rois
+
+    return lambda folder: load_rois(folder, "floc-faces", space=space)
+
+
+ALGONAUTS_FILES = {  # file -> the reader that must refuse it
+    "training_split/training_fmri/lh_training_fmri.npy": load_algonauts,
+    "roi_masks/lh.all-vertices_fsaverage_space.npy": load_algonauts,
+    "roi_masks/lh.prf-visualrois_challenge_space.npy": load_algonauts,
+    "roi_masks/mapping_floc-bodies.npy": load_algonauts,
+    "roi_masks/rh.floc-faces_challenge_space.npy": _rois("challenge"),
+    "roi_masks/rh.floc-faces_fsaverage_space.npy": _rois("fsaverage"),
+    "test_split/noise_ceiling/lh_noise_ceiling.npy": lambda folder: load_algonauts(folder, split="test"),
+}
+
+
+@pytest.mark.parametrize("rel", list(ALGONAUTS_FILES))
+def test_hostile_algonauts_files(rel, subject_dir, tmp_path, marker):
+    folder = _copy(subject_dir, tmp_path)
+    np.save(os.path.join(folder, rel), hostile_array(marker), allow_pickle=True)
+    with pytest.raises((ValueError, OSError)):
+        ALGONAUTS_FILES[rel](folder)
+
+
+def test_hostile_generic_files(tmp_path, marker):
+    rng = np.random.default_rng(0)
+    good = dict(images=rng.integers(0, 255, (6, 8, 8, 3), dtype=np.uint8),
+                responses=rng.normal(size=(6, 4)).astype(np.float32),
+                vertices=np.array([[0, 1], [0, 2], [1, 3], [1, 4]]))
+    np.savez(tmp_path / "data.npz", **{**good, "responses": hostile_array(marker)})
+    with pytest.raises(ValueError):
+        load_subject(f"generic:{tmp_path / 'data.npz'}")
+    for name in good:  # the folder layout, one hostile file at a time
+        folder = tmp_path / f"folder_{name}"
+        folder.mkdir()
+        for k, v in good.items():
+            np.save(folder / f"{k}.npy", hostile_array(marker) if k == name else v, allow_pickle=True)
+        with pytest.raises(ValueError):
+            load_subject(f"generic:{folder}")
+
+
+# ---- the RUN_DIR -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["selectors.npz", "scores.npz", "response_stats.npz"])
+def test_hostile_run_arrays(name, run_dir, tmp_path, marker):
+    folder = _copy(run_dir, tmp_path)
+    np.savez(os.path.join(folder, name), vertex=hostile_array(marker), mean=hostile_array(marker),
+             hemi=hostile_array(marker))
+    if os.path.exists(os.path.join(folder, "checksums.json")):
+        os.remove(os.path.join(folder, "checksums.json"))  # the reader itself must refuse, not the digest
+    with pytest.raises(ValueError, match=name):
+        run = open_run(folder)
+        run.selectors()
+        run.scores()
+
+
+def test_hostile_maps_and_planted_truth(run_dir, tmp_path, marker):
+    from factortopy.runs.maps import load_maps
+
+    folder = _copy(run_dir, tmp_path)
+    np.savez(os.path.join(folder, "selectors.npz"), layer_probs=hostile_array(marker))
+    with pytest.raises(ValueError, match="selectors.npz"):
+        load_maps(folder)
+    truth = tmp_path / "planted_truth.npz"
+    np.savez(truth, vertex=hostile_array(marker))
+    with pytest.raises(ValueError, match="planted_truth.npz"):
+        load_maps(truth)
+
+
+def test_hostile_ridge_run(subject_dir, tmp_path, marker):
+    pytest.importorskip("himalaya")
+    from factortopy.baselines.run import fit_ridge_baseline
+
+    out = str(tmp_path / "ridge")
+    fit_ridge_baseline(load_algonauts(subject_dir), "resnet18", layers=["layer1"], random_init=True, img_size=32,
+                       out=out, progress=False)
+    with np.load(os.path.join(out, "ridge.npz")) as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(os.path.join(out, "ridge.npz"), **{**arrays, next(iter(arrays)): hostile_array(marker)})
+    with pytest.raises(ValueError, match="ridge.npz"):
+        open_run(out)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2, 3]", "not a factortopy run config"),
+    ('"kind"', "not a factortopy run config"),
+    ('{"kind": "os:system"}', "unknown run kind"),
+    ('{"kind": "factortopy"', "not valid JSON"),
+    ("\x80\x81 not text", "not valid JSON"),
+])
+def test_hostile_config_json(content, message, run_dir, tmp_path):
+    folder = _copy(run_dir, tmp_path)
+    with open(os.path.join(folder, "config.json"), "w", encoding="latin-1") as f:
+        f.write(content)
+    with pytest.raises(ValueError, match=message) as err:
+        open_run(folder)
+    assert "config.json" in str(err.value) or "unknown run kind" in str(err.value)
+
+
+def test_config_cannot_name_code_to_import(run_dir, tmp_path, marker):
+    """A backbone spec in config.json names only registered sources: never a module to import."""
+    folder = _copy(run_dir, tmp_path)
+    path = os.path.join(folder, "config.json")
+    config = json.load(open(path))
+    config["backbone"]["spec"]["name"] = "os:makedirs"
+    json.dump(config, open(path, "w"))
+    with pytest.raises(ValueError):
+        open_run(folder).backbone()
+
+
+# ---- HTML ------------------------------------------------------------------------------------------
+def test_hostile_names_are_escaped_in_the_interactive_page(tmp_path):
+    pytest.importorskip("plotly")
+    from factortopy.viz import interactive_html, layer_painting
+
+    evil = "</script><script>document.title='owned'</script><img src=x onerror=alert(1)>"
+    vertex = np.arange(20)
+    hemi = np.array(["lh"] * 10 + ["rh"] * 10)
+    probs = np.random.default_rng(0).dirichlet(np.ones(2), 20)
+    painting = layer_painting(vertex, hemi, probs, [evil, "ok" + evil])
+    path = tmp_path / "page.html"
+    interactive_html(painting, str(path), title=evil, description=evil)
+    html = path.read_text()
+    assert "owned" in html  # the names are on the page ...
+    assert evil not in html and "<script>document.title" not in html  # ... but never as markup
+    assert "<img src=x" not in html
