@@ -9,7 +9,8 @@ backward) timed the same way. Absolute times depend on the machine and its load;
 result.
 
     python benchmarks/rf_step.py --device cuda                                  # NSD scale
-    OMP_NUM_THREADS=1 python benchmarks/rf_step.py --device cpu --threads 1 --vertices 2000 --layers 4 --channels 64
+    OMP_NUM_THREADS=1 python benchmarks/rf_step.py --device cpu --threads 1 --vertices 2000 --layers 4 --channels 64 \
+        --grids 8,12,16
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--vertices", type=int, default=37984)
     p.add_argument("--layers", type=int, default=12)
     p.add_argument("--channels", type=int, default=768)
-    p.add_argument("--grid", type=int, default=8)
+    p.add_argument("--grids", default="8", help="token grids, comma-separated; ratios are to the first grid's point")
     p.add_argument("--batch-sizes", default="8,32")
     p.add_argument("--rounds", type=int, default=15, help="alternating timing rounds")
     p.add_argument("--steps", type=int, default=3, help="steps per model per round")
@@ -51,30 +52,32 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     device = args.device
     amp = device.startswith("cuda")
+    grids = [int(g) for g in args.grids.split(",")]
+    configs = [(grid, kind) for grid in grids for kind in ("point", "gaussian")]
     models = {}
-    for kind in ("point", "gaussian"):
+    for grid, kind in configs:
         torch.manual_seed(0)  # identical parameters apart from the size selector
-        m = FactorTopy(sphere_coords(args.vertices), [args.channels] * args.layers, grid=args.grid,
+        m = FactorTopy(sphere_coords(args.vertices), [args.channels] * args.layers, grid=grid,
                        receptive_field=kind).to(device)
         randomise_selectors(m)
-        models[kind] = m
+        models[grid, kind] = m
     name = torch.cuda.get_device_name() if amp else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; N={args.vertices}, L={args.layers} x C={args.channels}, D=128, grid {args.grid}; "
+    print(f"device: {name}; N={args.vertices}, L={args.layers} x C={args.channels}, D=128, grids {grids}; "
           f"{'bf16 autocast' if amp else 'fp32'}; {args.rounds} alternating rounds of {args.steps} steps")
     g = torch.Generator().manual_seed(1)
-    T = args.grid * args.grid + 1
     for B in [int(b) for b in args.batch_sizes.split(",")]:
-        tokens = torch.randn(B, args.layers, T, args.channels, generator=g).half().to(device)
-        tokens = tokens if amp else tokens.float()
+        tokens = {grid: torch.randn(B, args.layers, grid * grid + 1, args.channels, generator=g).half().to(device)
+                  for grid in grids}
+        tokens = {k: (t if amp else t.float()) for k, t in tokens.items()}
         target = torch.randn(B, args.vertices, generator=g).to(device)
 
-        def make_step(model):
+        def make_step(model, x):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
 
             def step():
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     sel = model.selectors()
-                    pred = model.forward_tokens(tokens, selectors=sel)
+                    pred = model.forward_tokens(x, selectors=sel)
                     loss = F.smooth_l1_loss(pred.float(), target, beta=0.1, reduction="sum") / target.numel()
                     total = loss + 0.05 * model.regularizer(sel)
                 opt.zero_grad(set_to_none=True)
@@ -83,13 +86,13 @@ def main(argv=None) -> int:
                 opt.step()
             return step
 
-        def make_kernel(model):
+        def make_kernel(model, x):
             def kernel():
                 model.kernel(model.selectors()).sum().backward()
             return kernel
 
         for label, make in (("training step", make_step), ("selectors + kernel fwd+bwd", make_kernel)):
-            fns = {k: make(m) for k, m in models.items()}
+            fns = {k: make(m, tokens[k[0]]) for k, m in models.items()}
             for fn in fns.values():  # warm-up
                 fn()
             rounds = {k: [] for k in fns}
@@ -102,10 +105,14 @@ def main(argv=None) -> int:
                     _sync(device)
                     rounds[k].append((time.perf_counter() - t) / args.steps)
             med = {k: statistics.median(v) for k, v in rounds.items()}
-            per_round = [gs / ps for gs, ps in zip(rounds["gaussian"], rounds["point"])]
-            print(f"batch {B}, {label}: gaussian / point = {med['gaussian'] / med['point']:.3f} "
-                  f"(per-round ratios: median {statistics.median(per_round):.3f}, "
-                  f"range {min(per_round):.3f}-{max(per_round):.3f})", flush=True)
+            base = med[grids[0], "point"]
+            for grid in grids:
+                per_round = [gs / ps for gs, ps in zip(rounds[grid, "gaussian"], rounds[grid, "point"])]
+                print(f"batch {B}, grid {grid}, {label}: gaussian / point = "
+                      f"{med[grid, 'gaussian'] / med[grid, 'point']:.3f} (per-round median "
+                      f"{statistics.median(per_round):.3f}, range {min(per_round):.3f}-{max(per_round):.3f}); "
+                      f"vs grid {grids[0]} point: point {med[grid, 'point'] / base:.2f}x, "
+                      f"gaussian {med[grid, 'gaussian'] / base:.2f}x", flush=True)
         for m in models.values():
             m.zero_grad(set_to_none=True)
     return 0

@@ -35,6 +35,7 @@ _LAZY = {
     # subpackages for notebooks: ``factortopy.viz.layer_map(...)`` after a plain ``import factortopy``
     "viz": "factortopy.viz",
     "analysis": "factortopy.analysis",
+    "study": "factortopy.study",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -149,7 +149,7 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
     """
     import h5py
     from filelock import FileLock, Timeout
-    from tqdm.auto import tqdm
+    from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     if not image_key:
         raise ValueError("image_key must name the image set (it is part of the cache key)")

@@ -95,7 +95,7 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
     Returns :class:`Features` on the CPU in ``dtype``. Memory: n_images x L x (grid^2 + 1) x C_max
     x 2 bytes (ViT-B, 12 layers, 8x8: 1.2 MB per image); for more, use the on-disk cache.
     """
-    from tqdm.auto import tqdm
+    from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     if index is not None:
         images = IndexedImages(images, index)

@@ -335,7 +335,7 @@ def train(model, tokens, y, train_idx, val_idx, cfg: FitConfig, batch_size: int,
     """The epoch loop: AdamW on smooth L1 + the fading regulariser, validation r after each epoch,
     checkpoints for resuming, early stopping. Returns (history, best) with ``best`` holding the
     best epoch's ``state``; the model is left at its last epoch's weights."""
-    from tqdm.auto import tqdm
+    from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     rank, world = rank_world()
     device = cfg.device

@@ -71,7 +71,7 @@ def finetune(spec, images: str, out: str, cfg: FinetuneConfig | None = None, dev
     An existing ``out`` is kept (the study names it by a digest of everything that decides it)."""
     import torch
     from safetensors.torch import save_file
-    from tqdm.auto import tqdm
+    from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     from factortopy.backbones.spec import as_spec
     from factortopy.data.images import read_image
