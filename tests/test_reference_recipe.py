@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from factortopy.cli import build_parser
-from factortopy.cli.demo import DEMO_FIT
+from factortopy.cli.demo import demo_config
 from factortopy.cli.fit import fit_config
 from factortopy.fitting.fit import FitConfig
 from factortopy.fitting.schedule import regularizer_weight
@@ -81,21 +81,21 @@ def test_reference_fade_is_fixed_steps():
 @pytest.mark.parametrize("command", ["fit", "demo"])
 def test_cli_reference_gives_the_reference_config(command):
     argv = FIT_ARGS if command == "fit" else ["demo"]
-    defaults = {} if command == "fit" else DEMO_FIT  # what `demo` passes to fit_config (cli/demo.py run)
+    config = fit_config if command == "fit" else demo_config  # what each command's run() calls
     args = build_parser().parse_args([*argv, "--reference"])
-    assert values(fit_config(args, **defaults)) == REFERENCE
+    assert values(config(args)) == REFERENCE
     # without --reference: ours (and the demo's own recipe)
-    plain = fit_config(build_parser().parse_args(argv), **defaults)
+    plain = config(build_parser().parse_args(argv))
     assert all(getattr(plain, n) != REFERENCE[n] for n in DEVIATIONS)
 
 
 @pytest.mark.parametrize("command", ["fit", "demo"])
 def test_cli_explicit_options_override_reference(command):
     argv = FIT_ARGS if command == "fit" else ["demo"]
-    defaults = {} if command == "fit" else DEMO_FIT
+    config = fit_config if command == "fit" else demo_config
     given = ["--batch-size", "16", "--lr", "2e-3", "--reg-fade", "fraction", "--reg-fade-value", "0.3",
              "--epochs", "3", "--dim", "32"]
-    cfg = fit_config(build_parser().parse_args([*argv, "--reference", *given]), **defaults)
+    cfg = config(build_parser().parse_args([*argv, "--reference", *given]))
     assert (cfg.batch_size, cfg.lr, cfg.reg_fade, cfg.reg_fade_value, cfg.epochs, cfg.dim) == \
         (16, 2e-3, "fraction", 0.3, 3, 32)
     # the rest stays the reference's

@@ -113,14 +113,20 @@ def paint_demo(out: str, truth: dict, recovered: dict) -> list[str]:
     return files
 
 
+def demo_config(args):
+    """The demo's FitConfig: its own recipe (DEMO_FIT), or with --reference the published one, with
+    options given on the command line overriding either."""
+    from factortopy.cli.fit import fit_config
+
+    return fit_config(args, **DEMO_FIT)
+
+
 def run(args) -> int:
     import os
 
-    from factortopy.cli.fit import fit_config
-
     if args.images < 1:
         raise ValueError(f"--images must be a whole number >= 1, got {args.images}")
-    config = fit_config(args, **DEMO_FIT)
+    config = demo_config(args)
     m = run_demo(args.out, args.images, config, figures=not args.no_figures, progress=not args.quiet)
     r = m["recovery"]
     print(f"layer order Spearman {r['layer_spearman']:.3f} (target >= {TARGETS['layer_spearman']})")
