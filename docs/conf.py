@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network while autodoc imports the package
@@ -16,9 +17,9 @@ author = "factortopy developers"
 copyright = "factortopy developers, BSD-3-Clause"
 release = version = factortopy.__version__
 
-extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.mathjax"]
-source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "README.md"]
+# myst_nb reads Markdown (it includes myst_parser) and the examples/ notebooks (jupytext percent .py)
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.mathjax"]
+exclude_patterns = ["_build", "README.md", "conf.py", "jupyter_execute"]
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
@@ -27,7 +28,30 @@ autosummary_generate = False
 html_theme = "alabaster"
 html_title = f"factortopy {release}"
 html_static_path: list = []
-# notebooks in examples/ will be rendered here (myst-nb or nbsphinx, a later addition): not yet built
+
+# ---- the examples: ../examples/*.py (jupytext percent format), copied in and executed at build time,
+# so the site shows their figures and a notebook that no longer runs fails the build (-W).
+nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
+nb_execution_mode = "force"
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+nb_kernel_rgx_aliases = {".*": "python3"}
+os.environ.setdefault("FACTORTOPY_EXAMPLE_SIZE", "tiny")  # the site's figures at the size CI runs
+# The kernels inherit this environment. A startup file of their own IPython profile turns on inline
+# figures (what `%matplotlib inline` does in Jupyter), so a cell ending in a figure shows it.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+os.environ["IPYTHONDIR"] = _ipython_dir = tempfile.mkdtemp(prefix="factortopy-docs-ipython-")
+os.makedirs(os.path.join(_ipython_dir, "profile_default", "startup"))
+with open(os.path.join(_ipython_dir, "profile_default", "startup", "00-inline.py"), "w") as _f:
+    _f.write('get_ipython().run_line_magic("matplotlib", "inline")\n')
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_EXAMPLES = os.path.join(_HERE, "..", "examples")
+_COPY = os.path.join(_HERE, "examples")  # ignored by git: a build product
+os.makedirs(_COPY, exist_ok=True)
+for _name in sorted(os.listdir(_EXAMPLES)):
+    if _name.endswith(".py") and _name[:2].isdigit():
+        with open(os.path.join(_EXAMPLES, _name)) as _src, open(os.path.join(_COPY, _name), "w") as _dst:
+            _dst.write(_src.read())
 
 
 _LITERAL = re.compile(r"(``.*?``|`[^`]*`)")

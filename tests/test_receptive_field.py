@@ -247,3 +247,18 @@ def test_graded_subject_is_reproducible_and_has_its_truth(tmp_path):
     layer = truth["layer_probs"] @ np.arange(L) / (L - 1)
     ecc = np.linalg.norm(truth["space_xy"], axis=1)
     np.testing.assert_allclose(truth["rf_size"], 0.02 + 0.15 * layer + 0.12 * ecc, rtol=1e-5)
+
+
+def test_regularizer_pulls_the_size_to_mid_range_only_when_used():
+    point, gauss = models()
+    randomise_selectors(point)
+    with torch.no_grad():
+        gauss.load_state_dict({**gauss.state_dict(), **point.state_dict()})
+        gauss.rf_mlp[-1].weight.normal_(0, 0.5)
+        sel = gauss.selectors()
+    p, s, r = sel.layer_probs, sel.scale, sel.rf_size
+    by_hand = sum(sum(float(p[v, l]) * math.log(float(p[v, l])) for l in range(3)) / math.log(3) for v in range(50)) / 50
+    by_hand += float(((s - 0.5) ** 2).mean()) + float(((r / RF_MAX - 0.5) ** 2).mean())
+    assert gauss.regularizer().item() == pytest.approx(by_hand, rel=1e-9)
+    # the point model's regulariser is the paper's: no size term (its size is 0, not a choice)
+    assert point.regularizer().item() == pytest.approx(by_hand - float(((r / RF_MAX - 0.5) ** 2).mean()), rel=1e-9)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from factortopy.model.encoding import PositionalEncoding, encoding_scheme, normalised_entropy, selector_mlp
+from factortopy.model.kernel import RF_MAX
 from factortopy.model.kernel import receptive_field as _receptive_field
 from factortopy.model.kernel import selection_kernel
 from factortopy.model.selectors import SELECTORS, Selectors
@@ -237,14 +238,21 @@ class FactorTopy(nn.Module):
         return Selectors(**out)
 
     def regularizer(self, selectors: Selectors | None = None) -> torch.Tensor:
-        """(sum_l p log p) / log L averaged over vertices + mean (s - 0.5)^2.
+        """(sum_l p log p) / log L averaged over vertices + mean (s - 0.5)^2
+        [+ mean (rf_size / RF_MAX - 0.5)^2 for a sized receptive field].
 
-        Minimising it raises layer entropy and pulls scale to 0.5: it keeps the selectors soft while
-        the readout warms up (the fit fades its weight to zero). Not a sparsity penalty.
+        Minimising it raises layer entropy and pulls scale (and the receptive-field size) to the
+        middle of its range: it keeps the selectors soft while the readout warms up (the fit fades its
+        weight to zero). Not a sparsity penalty. The size term matters: sigma = RF_MAX sigmoid(z) has
+        d sigma / dz -> 0 as sigma -> 0, so a size pushed to 0 while the readout is still random
+        never comes back (measured: docs/method.md, "Receptive fields of every size").
         """
         sel = self.selectors() if selectors is None else selectors
         neg_entropy = -normalised_entropy(sel.layer_probs).mean()
-        return neg_entropy + ((sel.scale - 0.5) ** 2).mean()
+        reg = neg_entropy + ((sel.scale - 0.5) ** 2).mean()
+        if _receptive_field(self.receptive_field).sized:
+            reg = reg + ((sel.rf_size / RF_MAX - 0.5) ** 2).mean()
+        return reg
 
     def kernel(self, selectors: Selectors | None = None) -> torch.Tensor:
         """The per-vertex selection kernel (N, L, grid^2 + 1); see :mod:`factortopy.model.kernel`."""
