@@ -21,10 +21,29 @@ def test_layerwise_ridge_recovers_planted_layer_and_roundtrips():
     Y = np.stack([Xs[l] @ rng.normal(size=12) for l in layer], 1) + 0.3 * rng.normal(size=(n, layer.size))
     m = LayerwiseRidgeCV(alphas=(0.1, 1, 10, 1e3), cv=3).fit([X[:70] for X in Xs], Y[:70])
     np.testing.assert_array_equal(m.best_layer_, layer)
-    assert (m.score([X[70:] for X in Xs], Y[70:]) > 0.9).all()
+    test = [X[70:] for X in Xs]
+    # score is R^2 (himalaya's and scikit-learn's meaning); score_r the Pearson r
+    from sklearn.metrics import r2_score as sk_r2
+
+    expected = [sk_r2(Y[70:, j], m.predict(test)[:, j]) for j in range(Y.shape[1])]
+    np.testing.assert_allclose(m.score(test, Y[70:]), expected, rtol=1e-4, atol=1e-5)
+    assert (m.score_r(test, Y[70:]) > 0.9).all()
     assert m.layer_scores_.shape == (3, 7) and set(m.alpha_) <= {0.1, 1, 10, 1e3}
     again = LayerwiseRidgeCV.from_state(m.state())
     np.testing.assert_array_equal(again.predict(Xs), m.predict(Xs))
+
+
+def test_fitting_leaves_himalayas_global_backend_as_it_was():
+    from himalaya.backend import get_backend, set_backend
+
+    rng = np.random.default_rng(0)
+    Xs, Y = [rng.normal(size=(30, 4))], rng.normal(size=(30, 2))
+    set_backend("torch")
+    try:
+        LayerwiseRidgeCV(alphas=(1.0, 10.0), cv=3).fit(Xs, Y)
+        assert get_backend().name == "torch"
+    finally:
+        set_backend("numpy")
 
 
 def test_pool_tokens_average_and_global():
@@ -71,12 +90,19 @@ def planted(tmp_path_factory):
     return dict(path=path, weights=weights, layer=layer, dir=d)
 
 
-def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys):
+@pytest.fixture(scope="module")
+def ridge_run(planted):
+    """A ridge RUN_DIR written by `factortopy baseline` (each test that needs one gets it from here)."""
     out = str(planted["dir"] / "run")
     rc = main(["baseline", "--data", f"generic:{planted['path']}", "--backbone", "resnet18", "--layers",
                "layer1,layer3", "--weights", planted["weights"], "--img-size", "32", "--cv", "3",
                "--val-fraction", "0.15", "--seed", "3", "--out", out])
     assert rc == 0
+    return out
+
+
+def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, ridge_run, capsys):
+    out = ridge_run
     cfg = json.load(open(os.path.join(out, "config.json")))
     assert cfg["kind"] == "ridge" and cfg["split"]["seed"] == 3 and cfg["backbone"]["layer_names"] == ["layer1", "layer3"]
     sel = np.load(os.path.join(out, "selectors.npz"))
@@ -106,9 +132,6 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, capsys)
     np.testing.assert_allclose(res["score"], np.minimum(100 * res["r"] ** 2 / 0.8, 100), rtol=1e-5)
 
 
-def test_evaluate_from_scores_only(planted, capsys):
-    out = str(planted["dir"] / "run")
-    if not os.path.isdir(out):
-        pytest.skip("needs the run of the previous test")
-    assert main(["evaluate", out, "--from-scores"]) == 0
+def test_evaluate_from_scores_only(ridge_run, capsys):
+    assert main(["evaluate", ridge_run, "--from-scores"]) == 0
     assert "r_mean" in capsys.readouterr().out

@@ -238,3 +238,14 @@ def test_features_beyond_float16_are_refused():
     assert to_storage(ok).dtype == torch.float16
     with pytest.raises(ValueError, match="range of torch.float16"):
         to_storage(torch.tensor([1.0, 1e6]))
+
+
+def test_fit_leaves_the_callers_global_random_state_alone(tiny_subject):
+    """fit() used to seed numpy's and torch's global generators behind the caller's back."""
+    torch.manual_seed(11)
+    np.random.seed(11)
+    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()
+    _fit(tiny_subject, epochs=1)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]

@@ -55,3 +55,23 @@ def test_a_friendly_name_run_is_evaluated_with_the_backbone_it_was_fitted_with(t
     monkeypatch.chdir(tmp_path.parent)  # evaluation needs nothing from the working directory
     res = evaluate_run(out, write=False)
     np.testing.assert_allclose(res["r"], result.heldout_r, atol=2e-3)
+
+
+def test_a_new_selector_reaches_the_painter_through_a_real_run_dir(tmp_path):
+    """The rf-size map was tested on hand-built dicts while the run reader listed the keys it
+    loaded by hand and left rf_size out: `paint --what rf-size` failed on every real run."""
+    from factortopy.cli import main
+    from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject
+    from factortopy.fitting.fit import fit
+    from factortopy.runs import open_run
+
+    folder = str(tmp_path / "subj01")
+    make_planted_subject(folder, n_images=60, pole_fraction=0.01, img_size=32, image_size=32, dim=4, progress=False)
+    out = str(tmp_path / "run")
+    fit(load_subject(f"algonauts:{folder}"), backbone="resnet18", weights=os.path.join(folder, PLANTED_BACKBONE),
+        img_size=32, out=out, epochs=1, dim=4, hidden=8, receptive_field="gaussian", progress=False)
+    maps = open_run(out).maps()
+    assert maps["rf_size"].shape == (len(maps["vertex"]),) and (maps["rf_size"] > 0).all()
+    png = tmp_path / "rf.png"
+    assert main(["paint", out, "--what", "rf-size", "--out", str(png)]) == 0
+    assert png.stat().st_size > 1000

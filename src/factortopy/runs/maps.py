@@ -8,8 +8,8 @@ import numpy as np
 from factortopy.runs import CONFIG, PLANTED_TRUTH, SCORES, SELECTORS, read_json, read_npz, run_title
 from factortopy.runs.columns import match_columns
 
-#: per-vertex keys read from selectors.npz / planted_truth.npz when present
-MAP_KEYS = ("layer_probs", "space_xy", "scale", "readout", "layer_r", "ceiling_r", "noise_sd")
+#: arrays of selectors.npz / planted_truth.npz that are not per-vertex maps
+_NOT_MAPS = ("vertex", "hemi", "layer_names")
 
 
 def load_maps(path) -> dict:
@@ -40,11 +40,14 @@ def load_maps(path) -> dict:
     n = len(out["vertex"])
     if len(out["hemi"]) != n:
         raise ValueError(f"{npz}: vertex ({n}) and hemi ({len(out['hemi'])}) lengths differ")
-    for k in MAP_KEYS:
-        if k in raw:
-            if raw[k].ndim and raw[k].shape[0] != n:
-                raise ValueError(f"{npz}: {k} has {raw[k].shape[0]} rows for {n} vertices")
-            out[k] = raw[k]
+    # every stored array is read: a selector added to model.selectors.SELECTORS (one row, one saved
+    # key) reaches the painters without a list here to keep in step
+    for k, value in raw.items():
+        if k in _NOT_MAPS:
+            continue
+        if value.ndim and value.shape[0] != n:
+            raise ValueError(f"{npz}: {k} has {value.shape[0]} rows for {n} vertices")
+        out[k] = value
     if "layer_names" in raw:
         out["layer_names"] = [str(x) for x in raw["layer_names"]]
     elif "layer_probs" in raw:
