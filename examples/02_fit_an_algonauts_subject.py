@@ -35,30 +35,22 @@
 import os
 
 import factortopy
-from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject, shipped_backbone
+from factortopy.datasets.planted import PLANTED_BACKBONE, example_subject
 
-SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
-WORKDIR = os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
 REAL_SUBJECT = os.environ.get("FACTORTOPY_ALGONAUTS_SUBJECT")  # e.g. /data/algonauts_2023_challenge_data/subj01
-SIZES = {
-    "tiny": dict(subject=dict(n_images=120, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
-                 fit=dict(epochs=2, batch_size=16, dim=8, val_fraction=0.25, heldout_fraction=0.25)),
-    "full": dict(subject=dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7),
-                 fit=dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)),
-}
-settings = SIZES[SIZE]
 
 if REAL_SUBJECT:
+    SIZE, WORKDIR = "real", os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
     subject_dir = REAL_SUBJECT
     import torch
 
     backbone = dict(backbone="clip-vit-b-16")  # a friendly name means its pretrained weights
     fit_settings = dict(epochs=10, device="cuda" if torch.cuda.is_available() else "cpu")
-else:  # the stand-in: a planted subject in the Algonauts layout
-    name, weights = shipped_backbone()
-    subject_dir = os.path.join(WORKDIR, f"planted-{SIZE}", "subj01")
-    if not os.path.isfile(os.path.join(subject_dir, "planted.json")):
-        make_planted_subject(subject_dir, backbone=name, weights=weights, progress=False, **settings["subject"])
+else:  # the stand-in: a planted subject in the Algonauts layout, planted once (FACTORTOPY_EXAMPLE_SIZE)
+    settings = example_subject()
+    SIZE, WORKDIR = settings["size"], settings["workdir"]
+    name, weights = settings["backbone"], settings["weights"]  # the shipped MobileNetV2
+    subject_dir = settings["path"]
     backbone = dict(backbone=name, weights=os.path.join(subject_dir, PLANTED_BACKBONE),
                     img_size=settings["subject"]["img_size"])
     fit_settings = settings["fit"]

@@ -28,22 +28,13 @@ import numpy as np
 import factortopy
 from factortopy import analysis, viz
 from factortopy.data.algonauts import load_algonauts
-from factortopy.datasets.planted import load_truth, make_planted_subject, shipped_backbone
+from factortopy.datasets.planted import example_subject, load_truth
 
-SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
-WORKDIR = os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
-SIZES = {
-    "tiny": dict(subject=dict(n_images=120, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
-                 fit=dict(epochs=2, batch_size=16, dim=8, val_fraction=0.25, heldout_fraction=0.25)),
-    "full": dict(subject=dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7),
-                 fit=dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)),
-}
-settings = SIZES[SIZE]
-
-name, weights = shipped_backbone()  # ("mobilenetv2_100", the ImageNet weights file)
-subject_dir = os.path.join(WORKDIR, f"planted-{SIZE}", "subj01")
-if not os.path.isfile(os.path.join(subject_dir, "planted.json")):
-    make_planted_subject(subject_dir, backbone=name, weights=weights, progress=False, **settings["subject"])
+# The stand-in subject, planted once in the examples' work folder (its size: FACTORTOPY_EXAMPLE_SIZE)
+settings = example_subject()
+SIZE, WORKDIR = settings["size"], settings["workdir"]
+name, weights = settings["backbone"], settings["weights"]  # the shipped MobileNetV2
+subject_dir = settings["path"]
 subject = load_algonauts(subject_dir)
 
 # %% [markdown]

@@ -26,22 +26,13 @@ import factortopy
 from factortopy import FactorTopyEncoder
 from factortopy.data.algonauts import load_algonauts
 from factortopy.datasets.photos import make_images
-from factortopy.datasets.planted import PLANTED_BACKBONE, make_planted_subject, shipped_backbone
+from factortopy.datasets.planted import PLANTED_BACKBONE, example_subject
 
-SIZE = os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
-WORKDIR = os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
-SIZES = {
-    "tiny": dict(subject=dict(n_images=120, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
-                 fit=dict(epochs=2, batch_size=16, dim=8, val_fraction=0.25, heldout_fraction=0.25)),
-    "full": dict(subject=dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7),
-                 fit=dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)),
-}
-settings = SIZES[SIZE]
-
-name, weights = shipped_backbone()
-subject_dir = os.path.join(WORKDIR, f"planted-{SIZE}", "subj01")
-if not os.path.isfile(os.path.join(subject_dir, "planted.json")):
-    make_planted_subject(subject_dir, backbone=name, weights=weights, progress=False, **settings["subject"])
+# The stand-in subject, planted once in the examples' work folder (its size: FACTORTOPY_EXAMPLE_SIZE)
+settings = example_subject()
+SIZE, WORKDIR = settings["size"], settings["workdir"]
+name, weights = settings["backbone"], settings["weights"]  # the shipped MobileNetV2
+subject_dir = settings["path"]
 
 # %% [markdown]
 # ## Plain arrays in, an estimator out

@@ -42,3 +42,11 @@ def write_run():
     """``write_run(folder, n_per=400, L=5, seed=0, full=False, name=..., with_scores=True)`` writes a
     RUN_DIR of random maps (docs/run-dir.md) and returns its maps dict."""
     return _write_run
+
+
+@pytest.fixture(scope="module")
+def subject_dir(tmp_path_factory):
+    """A small Algonauts-layout subject (30 training, 6 test images) as the release lays it out."""
+    from factortopy.data.fake import write_fake_algonauts
+
+    return write_fake_algonauts(str(tmp_path_factory.mktemp("alg")), n_train=30, n_test=6)["path"]

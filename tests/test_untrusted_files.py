@@ -51,11 +51,6 @@ def marker(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def subject_dir(tmp_path_factory):
-    return write_fake_algonauts(str(tmp_path_factory.mktemp("alg")), n_train=30, n_test=6)["path"]
-
-
-@pytest.fixture(scope="module")
 def run_dir(subject_dir, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("runs") / "run")
     fit(load_algonauts(subject_dir), out=out, **FIT)

@@ -1,11 +1,11 @@
 """factortopy demo: plant a known network-to-brain map, fit it, and show how much came back."""
 from __future__ import annotations
 
+# The demo's settings (chosen on planted subjects, see docs/method.md): small enough for 2 CPU cores.
+from factortopy.datasets.planted import DEMO_FIT, DEMO_SUBJECT  # numpy only: `--help` stays fast
+
 HELP = "make a planted-truth subject, fit it, score the recovery and paint planted vs recovered maps"
 
-# The demo's settings (chosen on planted subjects, see docs/method.md): small enough for 2 CPU cores.
-DEMO_SUBJECT = dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7)
-DEMO_FIT = dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)
 # What "recovered" means (issue targets): checked and reported in metrics.json.
 TARGETS = dict(layer_spearman=0.85, position_error_median=0.12, val_r_over_ceiling=0.75)
 

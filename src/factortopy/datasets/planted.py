@@ -381,3 +381,37 @@ def score_hierarchy(subject, truth: dict, selectors: dict, n_boot: int = 200) ->
     keep = ("rho", "ci_low", "ci_high", "method", "bootstrap")
     return dict(planted={k: planted[k] for k in keep}, recovered={k: recovered[k] for k in keep},
                 within_ci=bool(planted["ci_low"] <= recovered["rho"] <= planted["ci_high"]))
+
+
+#: The demo's planted subject and fit (chosen on planted subjects; small enough for 2 CPU cores).
+DEMO_SUBJECT = dict(n_images=1200, pole_fraction=0.17, img_size=128, dim=32, noise_sd=0.7)
+DEMO_FIT = dict(epochs=20, batch_size=32, lr=2e-3, dim=32, patience=None)
+#: The examples' stand-in subject: "full" is the demo's, "tiny" runs in seconds (what CI runs). The
+#: tiny one holds out a quarter of its 120 images twice so both sets reach the 20-image floor.
+EXAMPLE_SIZES = {
+    "full": dict(subject=DEMO_SUBJECT, fit=DEMO_FIT),
+    "tiny": dict(subject=dict(n_images=120, pole_fraction=0.01, img_size=64, image_size=64, dim=8),
+                 fit=dict(epochs=2, batch_size=16, dim=8, val_fraction=0.25, heldout_fraction=0.25)),
+}
+
+
+def example_subject(size: str | None = None, workdir: str | None = None) -> dict:
+    """The planted subject the examples stand in for real data, made once and reused.
+
+    size: 'full' or 'tiny' (default ``$FACTORTOPY_EXAMPLE_SIZE``, else 'full'); workdir: where it
+    and the examples' runs live (default ``$FACTORTOPY_EXAMPLE_DIR``, else ./factortopy_examples).
+    Returns dict(path (the Algonauts-layout subject folder), size, workdir, backbone (the shipped
+    MobileNetV2's timm name), weights (its ImageNet weights file), subject (planting settings), fit
+    (fit settings for this size)).
+    """
+    size = size or os.environ.get("FACTORTOPY_EXAMPLE_SIZE", "full")
+    if size not in EXAMPLE_SIZES:
+        raise ValueError(f"example size {size!r}: choose one of {', '.join(EXAMPLE_SIZES)}")
+    workdir = workdir or os.environ.get("FACTORTOPY_EXAMPLE_DIR", "factortopy_examples")
+    backbone, weights = shipped_backbone()
+    path = os.path.join(workdir, f"planted-{size}", "subj01")
+    settings = EXAMPLE_SIZES[size]
+    if not os.path.isfile(os.path.join(path, PLANTED_INFO)):
+        make_planted_subject(path, backbone=backbone, weights=weights, progress=False, **settings["subject"])
+    return dict(path=path, size=size, workdir=workdir, backbone=backbone, weights=weights,
+                subject=dict(settings["subject"]), fit=dict(settings["fit"]))
