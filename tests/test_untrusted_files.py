@@ -16,7 +16,6 @@ import torch
 
 from factortopy.data import load_subject
 from factortopy.data.algonauts import load_algonauts
-from factortopy.data.fake import write_fake_algonauts
 from factortopy.fitting.fit import fit
 from factortopy.runs import open_run
 

@@ -1,7 +1,6 @@
 """factortopy.viz: the pictures mean what they say (colours, legends, masking, vertex routing)."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil

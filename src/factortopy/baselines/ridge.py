@@ -37,7 +37,6 @@ def _ridge_cv(alphas, cv, n_samples: int, n_features: int):
     """himalaya's RidgeCV, or its linear-kernel twin when there are fewer images than features
     (the same solution, computed in the n x n kernel space: faster)."""
     try:
-        from himalaya.backend import set_backend
         from himalaya.kernel_ridge import KernelRidgeCV
         from himalaya.ridge import RidgeCV
     except ImportError:

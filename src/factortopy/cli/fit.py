@@ -94,7 +94,7 @@ def run(args) -> int:
     args.device = device
     data = absolute_spec(args.data, mesh_dir=args.mesh_dir)  # the recorded spec carries the mesh too
     subject = load_subject(data)
-    result = fit(subject, backbone=spec, out=args.out, config=fit_config(args), cache_dir=args.cache_dir,
+    result = fit(subject, backbone=spec, out=args.out, config=config, cache_dir=args.cache_dir,
                  progress=not args.quiet, data_spec=data, overwrite=args.overwrite)
     if result.run_dir:
         keys = ("heldout_pearson_mean", "val_pearson_mean", "n_train", "n_val", "n_heldout", "epochs", "seconds")

@@ -99,7 +99,6 @@ def apply_threads(args, stream=None) -> int:
     """Set torch's CPU threads from ``--threads`` (or :func:`default_threads`) before a command's
     work, and print a one-line note to ``stream`` (stderr, the progress output) when the machine's
     load is above its CPU count, unless ``--quiet``. Returns the thread count set."""
-    import os
     import sys
 
     import torch
