@@ -278,6 +278,20 @@ def init_model(coords, features, train_idx, cfg: FitConfig):
 
 
 # ---- stage 3: training ---------------------------------------------------------------------------
+#: FitConfig fields that decide where and in how large chunks work runs, not what is learned: a
+#: resume on another device (another GPU, more memory for evaluation) continues instead of refusing
+_NOT_IN_RESUME_KEY = ("device", "feature_batch_size", "eval_batch_size")
+
+
+def _resume_key(run_config: dict) -> str:
+    """Digest of everything that decides the fitted model: backbone identity, data, split, model and
+    fit settings (``batch_size='auto'`` stays 'auto' here; the resolved size lives in the checkpoint)."""
+    fit_ = {k: v for k, v in run_config["fit"].items() if k not in _NOT_IN_RESUME_KEY}
+    keyed = {**run_config, "fit": fit_}
+    return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
+
+
+
 def _load_checkpoint(path: str, device: str) -> dict:
     """A checkpoint read without unpickling code (``weights_only``): tensors and plain types only."""
     try:
@@ -511,7 +525,7 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
                        val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist(),
                        heldout_image_ids=np.asarray(subject.image_ids)[held_idx].tolist()),
         )
-        resume_key = hashlib.sha256(json.dumps(run_config, sort_keys=True, default=str).encode()).hexdigest()
+        resume_key = _resume_key(run_config)
         history, best, step = train(model, features.tokens, y, train_idx, val_idx, cfg, batch_size,
                                     ckpt_path=ckpt_path if main_process else None,
                                     resume_key=resume_key, progress=progress)
