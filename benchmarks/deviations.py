@@ -87,7 +87,7 @@ def run_row(name, subject, features, truth, args, seed) -> dict:
     rec = score_recovery(truth, result.selectors, result.heldout_r)
     return dict(setting=name, seed=seed, layer_spearman=rec["layer_spearman"],
                 layer_argmax_exact=rec["layer_argmax_exact"], position_error_median=rec["position_error_median"],
-                heldout_r=rec["val_pearson_mean"], r_over_ceiling=rec["val_r_over_ceiling"],
+                heldout_r=rec["pearson_mean"], r_over_ceiling=rec["r_over_ceiling"],
                 steps=result.metrics["steps"], batch_size=cfg.batch_size, lr=cfg.lr, seconds=time.time() - t0)
 
 

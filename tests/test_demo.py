@@ -16,7 +16,7 @@ def test_demo_runs_end_to_end_at_a_reduced_size(tmp_path, capsys):
     assert "layer order Spearman" in text and "hierarchy score" in text
     metrics = json.loads((out / "metrics.json").read_text())
     rec = metrics["recovery"]
-    assert {"layer_spearman", "position_error_median", "val_r_over_ceiling", "hierarchy"} <= set(rec)
+    assert {"layer_spearman", "position_error_median", "r_over_ceiling", "hierarchy"} <= set(rec)
     assert set(metrics["passed"]) == set(metrics["targets"])
     for f in metrics["figures"]:
         assert os.path.getsize(f) > 1000, f

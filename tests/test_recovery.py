@@ -50,4 +50,4 @@ def test_a_fit_on_shuffled_responses_recovers_nothing(tmp_path):
     _, truth, result = plant_and_fit(tmp_path, n_images=200, pole_fraction=0.03, img_size=64, image_size=64,
                                      dim=8, epochs=3, shuffle=True)
     rec = score_recovery(truth, result.selectors, result.heldout_r)
-    assert not check_targets(rec)["val_r_over_ceiling"]
+    assert not check_targets(rec)["r_over_ceiling"]

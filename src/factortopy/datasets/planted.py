@@ -318,7 +318,7 @@ def rows_of(reference: dict, maps: dict) -> np.ndarray:
     return rows
 
 
-def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale: float = 0.5) -> dict:
+def score_recovery(truth: dict, selectors: dict, r: np.ndarray, local_scale: float = 0.5) -> dict:
     """How well a fit recovered the planted maps (arrays matched by (hemi, vertex)).
 
     layer_spearman: rank correlation of planted vs recovered expected layer (sum_l l p_l).
@@ -326,7 +326,8 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
     whose planted scale < ``local_scale`` (where position matters; all vertices when the truth has no
     scale). scale_spearman likewise for scale (when planted). rf_size_spearman: rank correlation of
     planted vs recovered receptive-field size (when both have ``rf_size``; NaN when the recovered one
-    is constant, e.g. a point head's 0). val_r_over_ceiling: mean validation r / mean planted ceiling r.
+    is constant, e.g. a point head's 0). r (N,): Pearson r per vertex on images that chose nothing (a fit's held-out r).
+    pearson_mean: its mean; r_over_ceiling: mean r / mean planted ceiling r.
     """
     from scipy.stats import spearmanr
 
@@ -352,9 +353,9 @@ def score_recovery(truth: dict, selectors: dict, val_r: np.ndarray, local_scale:
         layer_argmax_within_one=float((np.abs(argmax_true - argmax_fit) <= 1).mean()),
         position_error_median=float(np.median(err[local])),
         **extra,
-        val_pearson_mean=float(np.mean(val_r)),
+        pearson_mean=float(np.mean(r)),
         ceiling_r_mean=float(np.mean(truth["ceiling_r"][order])),
-        val_r_over_ceiling=float(np.mean(val_r) / np.mean(truth["ceiling_r"][order])),
+        r_over_ceiling=float(np.mean(r) / np.mean(truth["ceiling_r"][order])),
         n_local_vertices=int(local.sum()),
     )
 
