@@ -101,3 +101,15 @@ def test_cli_explicit_options_override_reference(command):
     # the rest stays the reference's
     rest = ("readout_init", "token_scale", "positional_encoding", "amp_dtype", "weight_decay", "grad_clip")
     assert values(cfg, rest) == {k: REFERENCE[k] for k in rest}
+
+
+def test_each_deviation_has_its_own_command_line_option():
+    """Each deviation from the reference code can be restored alone, not only all at once."""
+    argv = [*FIT_ARGS, "--readout-init", "uniform", "--token-scale", "none", "--positional-encoding", "reference",
+            "--amp-dtype", "float16"]
+    cfg = fit_config(build_parser().parse_args(argv))
+    assert (cfg.readout_init, cfg.token_scale, cfg.positional_encoding, cfg.amp_dtype) == \
+        ("uniform", False, "reference", "float16")
+    assert (cfg.batch_size, cfg.reg_fade) == (FitConfig().batch_size, FitConfig().reg_fade)  # nothing else moved
+    ours = fit_config(build_parser().parse_args([*FIT_ARGS, "--reference", "--token-scale", "rms"]))
+    assert ours.token_scale is True and ours.readout_init == "uniform"

@@ -37,6 +37,17 @@ def add_fit_options(p) -> None:
                    help="fade the regulariser over a fraction of all steps (default) or a fixed step count")
     p.add_argument("--reg-fade-value", type=float, default=None,
                    help="the fraction (default 0.3) or the step count (reference: 2000)")
+    # each deviation from the reference code on its own (docs/method.md, "Deviations from the reference code")
+    p.add_argument("--readout-init", choices=("normal", "uniform"), default=None,
+                   help="readout init: standard normal weights, zero bias (default) or the reference's uniform "
+                        "+-1/sqrt(D)")
+    p.add_argument("--token-scale", choices=("rms", "none"), default=None,
+                   help="fixed per-layer input scale 1/RMS of the training tokens (default) or none (reference)")
+    p.add_argument("--positional-encoding", choices=("ours", "reference"), default=None,
+                   help="frequencies 1000^(-k/31), sines then cosines (default) or the reference's "
+                        "1000^(-k/32), sin/cos interleaved")
+    p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default=None,
+                   help="autocast dtype of the big GEMM on CUDA (default bfloat16; reference float16)")
     p.add_argument("--reference", action="store_true",
                    help="the published recipe and model: batch 8, lr 1e-3, regulariser fading over 2,000 steps, "
                         "uniform readout init, no token scale, the reference positional encoding, float16 "
@@ -50,8 +61,10 @@ def fit_config(args, **defaults):
     from factortopy.fitting.fit import FitConfig
 
     names = ("epochs", "batch_size", "lr", "dim", "grid", "receptive_field", "seed", "val_fraction", "heldout_fraction",
-             "patience", "reg_fade", "reg_fade_value")
+             "patience", "reg_fade", "reg_fade_value", "readout_init", "positional_encoding", "amp_dtype")
     given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if getattr(args, "token_scale", None) is not None:
+        given["token_scale"] = args.token_scale == "rms"
     if given.get("patience") == 0:
         given["patience"] = None
     if args.reference:  # the published recipe; only options given on the command line change it
