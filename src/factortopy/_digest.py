@@ -61,6 +61,15 @@ def _save_memo() -> None:
         pass  # a read-only home: the in-memory memo still saves the re-hash within this process
 
 
+def sha256_file(path) -> str:
+    """SHA-256 (hex) of the whole file, streamed and computed afresh (no memo)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def file_digest(path, length: int = 16) -> str:
     """SHA-256 (hex, first ``length`` characters) of the whole file at ``path``.
 
@@ -75,11 +84,7 @@ def file_digest(path, length: int = 16) -> str:
         _load_memo()
         hit = _MEMO.get(key)
     if hit is None:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(_CHUNK), b""):
-                h.update(block)
-        hit = h.hexdigest()
+        hit = sha256_file(path)
         with _LOCK:
             # forget older versions of the same file so the memo does not grow with every rewrite
             for k in [k for k in _MEMO if k.startswith(path + "|")]:

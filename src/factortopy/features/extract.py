@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from factortopy.data.images import ImageSubset
 from factortopy.features.resize import resize_to_tokens
 
 
@@ -26,19 +27,6 @@ class Features:
 
     def subset(self, index) -> "Features":
         return Features(self.tokens[torch.as_tensor(index)], self.layer_names, self.channels, self.grid, self.backbone)
-
-
-class IndexedImages:
-    """A lazy view ``images[index[i]]`` of an image sequence."""
-
-    def __init__(self, images, index):
-        self.images, self.index = images, [int(i) for i in index]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        return self.images[self.index[i]]
 
 
 def images_to_tokens(backbone, batch: torch.Tensor, grid: int) -> torch.Tensor:
@@ -98,7 +86,7 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
     from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     if index is not None:
-        images = IndexedImages(images, index)
+        images = ImageSubset(images, index)
     backbone = backbone.to(device).eval()
     info = backbone.info
     n = len(images)

@@ -8,7 +8,6 @@ runs in ``factortopy.baselines.run``. A new kind is one new class plus one :func
 """
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import math
@@ -17,6 +16,7 @@ import zipfile
 
 import numpy as np
 
+from factortopy._digest import sha256_file  # afresh, unmemoised: bit rot keeps size and mtime
 from factortopy.runs.columns import align_columns, column_keys, match_columns
 
 __all__ = ["CONFIG", "MODEL", "SELECTORS", "SCORES", "METRICS", "TRAIN_LOG", "RESPONSE_STATS", "CHECKPOINT",
@@ -116,19 +116,10 @@ def read_config(run_dir: str) -> RunConfig:
 
 
 # ---- checksums -------------------------------------------------------------------------------------
-def _sha256(path: str) -> str:
-    """SHA-256 of the file's bytes, computed afresh (bit rot keeps size and mtime, so no memo)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_checksums(run_dir: str, names) -> None:
     """Record the SHA-256 of the run's files ``names`` in checksums.json (before config.json, so a
     finished run always has them)."""
-    write_json(os.path.join(run_dir, CHECKSUMS), {n: _sha256(os.path.join(run_dir, n)) for n in names})
+    write_json(os.path.join(run_dir, CHECKSUMS), {n: sha256_file(os.path.join(run_dir, n)) for n in names})
 
 
 def verify_checksum(path: str) -> None:
@@ -140,7 +131,7 @@ def verify_checksum(path: str) -> None:
         return
     sums = read_json(sums_path)
     expected = sums.get(name) if isinstance(sums, dict) else None
-    if expected is not None and _sha256(path) != expected:
+    if expected is not None and sha256_file(path) != expected:
         raise ValueError(f"{path} does not match the SHA-256 recorded in {sums_path}: the file is damaged "
                          "(or was changed after the fit); refit the run (or restore the file)")
 
@@ -221,9 +212,9 @@ class Run:
         """Predictions for the subject's images (all, or ``image_index``), in the run's columns."""
         images = subject.images
         if image_index is not None:
-            from factortopy.features.extract import IndexedImages
+            from factortopy.data.images import ImageSubset
 
-            images = IndexedImages(images, image_index)
+            images = ImageSubset(images, image_index)
         return self.predict(images, **kwargs)
 
     def _backbone_for(self, backbone):
