@@ -102,14 +102,19 @@ def held_out_spec(spec: str) -> str:
 PATH_OPTIONS = ("mesh_dir", "stimuli")
 
 
-def absolute_spec(spec: str, **options) -> str:
+def absolute_spec(spec: str, base: str | None = None, **options) -> str:
     """The spec with its path (and path-valued options) absolute, plus ``options``: the form a run
     records, so that a resume from another working directory, or with the path written once
-    relative and once absolute, names the same data."""
+    relative and once absolute, names the same data. base: the folder relative paths are read
+    against (default: the working directory; a study file's folder for its specs)."""
+    def absolute(p: str) -> str:
+        p = os.path.expanduser(str(p))
+        return os.path.abspath(p if base is None else os.path.join(base, p))
+
     kind, path, query = parse_spec(spec)
     query.update({k: v for k, v in options.items() if v is not None})
-    query.update({k: os.path.abspath(os.path.expanduser(str(query[k]))) for k in PATH_OPTIONS if k in query})
-    return with_options(f"{kind}:{os.path.abspath(os.path.expanduser(path)).replace('?', '%3F')}", **query)
+    query.update({k: absolute(query[k]) for k in PATH_OPTIONS if k in query})
+    return with_options(f"{kind}:{absolute(path).replace('?', '%3F')}", **query)
 
 
 def load_subject(spec: str, **kwargs):

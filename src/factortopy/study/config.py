@@ -102,13 +102,6 @@ def _path(base: str, p: str) -> str:
     return p if os.path.isabs(os.path.expanduser(p)) else os.path.normpath(os.path.join(base, p))
 
 
-def _data_spec(base: str, spec: str) -> str:
-    """A data spec with its path made absolute against the study file's folder."""
-    from factortopy.data import parse_spec, with_options
-
-    kind, path, query = parse_spec(spec)
-    return with_options(f"{kind}:{_path(base, os.path.expanduser(path))}", **query)
-
 
 def read_study_file(path) -> dict:
     """The study file as a dict (TOML)."""
@@ -182,6 +175,7 @@ def _versions(section: dict, backbones: list, base: str) -> tuple[str, list]:
 def load_study(source, base_dir: str | None = None) -> Study:
     """A :class:`Study` from a TOML file path or a dict of the same structure (relative paths are
     taken from the file's folder, or ``base_dir`` / the working directory for a dict)."""
+    from factortopy.data import absolute_spec
     from factortopy.fitting.fit import FitConfig
 
     if isinstance(source, dict):
@@ -202,7 +196,9 @@ def load_study(source, base_dir: str | None = None) -> Study:
         name = str(s.get("name") or f"subject{i + 1}")
         if name in subjects:
             raise ValueError(f"two subjects are named {name!r}: give each a distinct name")
-        subjects[name] = _data_spec(base, s["data"])
+        # absolute against the study file's folder, in the very form a fit records (so a finished
+        # run's config names the same data)
+        subjects[name] = absolute_spec(s["data"], base=base)
     if not subjects:
         raise ValueError("the study names no subject: add [[subjects]] with data = 'KIND:PATH'")
     backbones = [_backbone(b, base, f"[[backbones]] #{i + 1}") for i, b in enumerate(raw.get("backbones") or [])]
