@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from factortopy.backbones.spec import backbone_identity
-from factortopy.features.extract import Features, images_to_tokens, prepare_batch, to_storage
+from factortopy.features.extract import Features, token_rows
 
 CACHE_FORMAT = 3  # 2: keyed on the backbone identity (backbones.spec); 3: per-image CRC-32
 
@@ -209,16 +209,13 @@ def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_
                 f.create_dataset("crc32", shape=(n,), dtype="uint32")
             start = 0
         backbone = backbone.to(device).eval()
-        autocast = str(device).startswith("cuda")
         bar = tqdm(total=n, initial=start, desc=f"features {backbone.info.name}", unit="img", disable=not progress)
         with h5py.File(partial, "r+") as f:
             ds, crcs = f["tokens"], f["crc32"]
             f.attrs["n_done"] = start
             for lo in range(start, n, batch_size):
                 hi = min(lo + batch_size, n)
-                batch = prepare_batch(backbone, images, lo, hi, device)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-                    rows = to_storage(images_to_tokens(backbone, batch, grid), torch.float16).numpy()
+                rows = token_rows(backbone, images, lo, hi, grid, device, torch.float16).numpy()
                 ds[lo:hi] = rows
                 crcs[lo:hi] = _row_crcs(rows)
                 f.flush()  # the data is on disk before the counter says so

@@ -53,6 +53,18 @@ def to_storage(tokens: torch.Tensor, dtype=torch.float16) -> torch.Tensor:
     return out
 
 
+@torch.no_grad()
+def token_rows(backbone, images, start: int, stop: int, grid: int, device: str = "cpu",
+               dtype=torch.float16) -> torch.Tensor:
+    """Images [start, stop) -> their stored tokens (stop - start, L, grid^2 + 1, C_max) on the CPU
+    in ``dtype``: read, preprocessed, run (bf16 autocast on CUDA), resized, range-checked. The one
+    extraction step shared by :func:`extract_features` and the on-disk cache."""
+    batch = prepare_batch(backbone, images, start, stop, device)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=str(device).startswith("cuda")):
+        tokens = images_to_tokens(backbone, batch, grid)
+    return to_storage(tokens, dtype)
+
+
 def prepare_batch(backbone, images, start: int, stop: int, device: str = "cpu") -> torch.Tensor:
     """Images [start, stop) read, moved to ``device`` and preprocessed there (resize + normalise on
     the GPU when there is one: the antialiased resize is the slow part on a CPU)."""
@@ -91,14 +103,10 @@ def extract_features(backbone, images, grid: int = 8, batch_size: int = 32, devi
     info = backbone.info
     n = len(images)
     out = torch.zeros(n, len(info.layer_names), grid * grid + 1, max(info.channels), dtype=dtype)
-    autocast = device.startswith("cuda")
     bar = tqdm(total=n, desc=f"features {info.name}", unit="img", disable=not progress)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        batch = prepare_batch(backbone, images, start, stop, device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            tokens = images_to_tokens(backbone, batch, grid)
-        out[start:stop] = to_storage(tokens, dtype)
+        out[start:stop] = token_rows(backbone, images, start, stop, grid, device, dtype)
         bar.update(stop - start)
     bar.close()
     from factortopy.backbones.spec import backbone_identity
