@@ -16,7 +16,6 @@ import zipfile
 
 import numpy as np
 
-from factortopy._digest import sha256_file  # afresh, unmemoised: bit rot keeps size and mtime
 from factortopy.runs.columns import align_columns, column_keys, match_columns
 
 __all__ = ["CONFIG", "MODEL", "SELECTORS", "SCORES", "METRICS", "TRAIN_LOG", "RESPONSE_STATS", "CHECKPOINT",
@@ -119,12 +118,16 @@ def read_config(run_dir: str) -> RunConfig:
 def write_checksums(run_dir: str, names) -> None:
     """Record the SHA-256 of the run's files ``names`` in checksums.json (before config.json, so a
     finished run always has them)."""
+    from factortopy._digest import sha256_file  # afresh, unmemoised: bit rot keeps size and mtime
+
     write_json(os.path.join(run_dir, CHECKSUMS), {n: sha256_file(os.path.join(run_dir, n)) for n in names})
 
 
 def verify_checksum(path: str) -> None:
     """Raise when ``path`` differs from the SHA-256 its RUN_DIR's checksums.json records (files
     the run did not record, and runs without checksums.json, pass unchecked)."""
+    from factortopy._digest import sha256_file
+
     run_dir, name = os.path.split(os.path.abspath(path))
     sums_path = os.path.join(run_dir, CHECKSUMS)
     if not os.path.isfile(sums_path):
