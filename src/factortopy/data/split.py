@@ -41,3 +41,20 @@ def split_indices(n_images: int, val_fraction: float, heldout_fraction: float, s
     order = np.random.default_rng(seed).permutation(n_images)
     return dict(heldout=np.sort(order[:n_held]), val=np.sort(order[n_held:n_held + n_val]),
                 train=np.sort(order[n_held + n_val:]))
+
+
+def nested_train_subset(train: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """The first ``n`` of the training images ``train`` in a seeded order, sorted: the subsets of
+    one (train, seed) NEST (n < m: subset(n) is inside subset(m)), so a data-scaling curve adds
+    images to a fixed set instead of drawing a new one per size. The order is drawn from a stream
+    of its own (seed, 1), independent of the permutation that made the split, so the validation and
+    held-out images (and hence the score's images) stay those of the full fit."""
+    train = np.asarray(train)
+    if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"train_images must be a whole number >= 1, got {n!r}")
+    if n > len(train):
+        raise ValueError(f"train_images {n} is more than the {len(train)} training images this split leaves "
+                         f"(the rest are validation and held-out images): use at most {len(train)}, or leave "
+                         "train_images unset for all of them")
+    order = np.random.default_rng([int(seed), 1]).permutation(len(train))
+    return np.sort(train[order[:n]])

@@ -17,7 +17,7 @@ from factortopy import __version__
 from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.memory import CPU_BATCH_SIZE, auto_batch_size, free_device_bytes, place_tokens
 from factortopy.fitting.schedule import REFERENCE_FADE_STEPS, regularizer_weight
-from factortopy.data.split import split_indices
+from factortopy.data.split import nested_train_subset, split_indices
 from factortopy.model.kernel import RECEPTIVE_FIELDS
 
 
@@ -37,6 +37,9 @@ class FitConfig:
     reg_fade_value: float = 0.3
     val_fraction: float = 0.1  # early stopping: these images pick the best epoch
     heldout_fraction: float = 0.1  # the headline score: images that chose nothing (0: none held out)
+    # fMRI-data scaling: train on only N of the training images (a seeded, nested subset; the
+    # validation and held-out images stay those of the full fit: data.split.nested_train_subset)
+    train_images: int | None = None
     seed: int = 0
     patience: int | None = 5  # epochs without a better validation r before stopping
     dim: int = 128
@@ -88,6 +91,7 @@ FIT_CHECKS = {
     "reg_fade_value": (_number(0, strict=False), "a finite number >= 0"),
     "val_fraction": (lambda v: _number(0)(v) and v < 1, "a fraction in (0, 1)"),
     "heldout_fraction": (lambda v: _number(0, strict=False)(v) and v < 1, "a fraction in [0, 1)"),
+    "train_images": (lambda v: v is None or _whole(1)(v), "a whole number >= 1 (or None: every training image)"),
     "seed": (_whole(0), "a whole number >= 0"),
     "patience": (lambda v: v is None or _whole(1)(v), "a whole number >= 1 (or None: never stop early)"),
     "dim": (_whole(1), "a whole number >= 1"),
@@ -474,6 +478,8 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
     data_spec = absolute_spec(data_spec) if data_spec else subject.extra.get("data_spec")
     parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, cfg.seed)
     check_split_sizes(parts, cfg)
+    if cfg.train_images is not None:
+        parts["train"] = nested_train_subset(parts["train"], cfg.train_images, cfg.seed)
     if isinstance(backbone, str) or backbone is None and features is None:
         if backbone is None:
             raise ValueError("fit needs a backbone (a name, a BackboneSpec or a Backbone) or features")
@@ -523,7 +529,10 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
             split=dict(seed=cfg.seed, val_fraction=cfg.val_fraction, heldout_fraction=cfg.heldout_fraction,
                        n_train=len(train_idx), n_val=len(val_idx), n_heldout=len(held_idx),
                        val_image_ids=np.asarray(subject.image_ids)[val_idx].tolist(),
-                       heldout_image_ids=np.asarray(subject.image_ids)[held_idx].tolist()),
+                       heldout_image_ids=np.asarray(subject.image_ids)[held_idx].tolist(),
+                       **({} if cfg.train_images is None else
+                          dict(train_images=cfg.train_images,
+                               train_image_ids=np.asarray(subject.image_ids)[train_idx].tolist()))),
         )
         resume_key = _resume_key(run_config)
         history, best, step = train(model, features.tokens, y, train_idx, val_idx, cfg, batch_size,
