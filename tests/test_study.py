@@ -1,5 +1,6 @@
 """Studies (factortopy.study): many backbones on a planted subject, killed and resumed, table,
-figures and page; the fine-tuning study; linear CKA; the study file and the command."""
+figures and page; linear CKA; the study file and the command. The fine-tuning study and scaling:
+tests/test_forgetting_and_scaling.py."""
 import json
 import os
 import shutil
@@ -125,10 +126,10 @@ def test_summary_table_and_the_scaling_plot_points_equal_the_hierarchy_scores(st
 
 def test_figures_and_self_contained_page(study_dir):
     out = study_dir["out"]
-    for name in ("maps_subj01.png", "scaling.png", "profiles.png"):
+    for name in ("maps_subj01.png", "scaling.png", "profiles.png", "pretraining.png"):
         assert os.path.getsize(os.path.join(out, "figures", name)) > 5000
     page = open(os.path.join(out, "index.html"), encoding="utf-8").read()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
     assert "http://" not in page and "https://" not in page and "<script" not in page  # offline, no CDN
     assert "random resnet10t" in page
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -264,50 +265,3 @@ def test_linear_cka_matches_the_centred_hsic_formula_and_its_invariances():
     assert linear_cka(x, rng.normal(size=(n, 9))) < linear_cka(x, y) < 1
     with pytest.raises(ValueError, match="same n"):
         linear_cka(x, y[:-1])
-
-
-# --- the fine-tuning study ---------------------------------------------------------------------------
-
-def _labelled_folder(folder, n=24, size=64):
-    """A tiny labelled set from the bundled images: 'bright' / 'dark' by mean intensity."""
-    from PIL import Image
-
-    from factortopy.datasets.photos import make_images
-
-    images = make_images(n, size=size, seed=5)
-    cut = np.median([im.mean() for im in images])
-    for i, im in enumerate(images):
-        label = "bright" if im.mean() > cut else "dark"
-        os.makedirs(os.path.join(folder, label), exist_ok=True)
-        Image.fromarray(im).save(os.path.join(folder, label, f"{i:03d}.png"))
-    return folder
-
-
-def test_hard_fine_tuning_drifts_and_moves_the_map_more_than_light(subject_dir, tmp_path):
-    import factortopy.study
-
-    labelled = _labelled_folder(str(tmp_path / "labelled"))
-    study = _study(subject_dir)
-    study["backbones"] = study["backbones"][:1]
-    study["finetune"] = {"base": "planted resnet18", "versions": [
-        {"label": "light", "images": labelled, "steps": 2, "lr": 1e-5, "batch_size": 8},
-        {"label": "hard", "images": labelled, "steps": 25, "lr": 1e-2, "batch_size": 8},
-    ]}
-    out = str(tmp_path / "ft")
-    res = factortopy.study(study, out, progress=False, figures=False)
-    rows = {r["label"]: r for r in res["finetune"]}
-    assert set(rows) == {"light", "hard"}
-    first = [k for k in rows["hard"] if k.startswith("drift:")][0]
-    assert rows["hard"]["drift"] > rows["light"]["drift"]
-    assert rows["hard"][first] > rows["light"][first]  # its early layers changed
-    assert rows["hard"]["map_change"] > rows["light"]["map_change"]
-    base = [r for r in res["summary"] if r["label"] == "planted resnet18"][0]
-    assert rows["hard"]["base_hierarchy_rho"] == base["hierarchy_rho"]
-    assert {"d_layer:streams/early", "map_change_space", "map_change_scale"} <= set(rows["hard"])
-    # the checkpoints: safetensors with a log of every step; a rerun reuses them and every run
-    ckpts = sorted(f for f in os.listdir(os.path.join(out, "finetune")) if f.endswith(".safetensors"))
-    assert len(ckpts) == 2
-    log = json.load(open(os.path.join(out, "finetune", ckpts[0][:-len(".safetensors")] + ".json")))
-    assert len(log["loss"]) in (2, 25) and log["labels"] == ["bright", "dark"]
-    again = factortopy.study(study, out, progress=False, figures=False)
-    assert again["fitted"] == 0

@@ -27,7 +27,13 @@ def linear_cka(x, y) -> float:
 def layer_drift(base, other) -> list[float]:
     """Per layer, 1 - linear CKA between two Features of the same images
     (:class:`factortopy.features.extract.Features`; tokens (n, L, cells, C_max)): each image's
-    layer representation is its grid cells and global token, a layer's own channels only."""
+    layer representation is its grid cells and global token, a layer's own channels only.
+
+    A layer that is constant over the images in one network and not in the other (e.g. weights
+    destroyed) keeps none of the other's image-to-image structure: its drift is 1 (CKA itself is
+    0/0 there), with a warning; constant in both: 0."""
+    import warnings
+
     if len(base) != len(other) or base.layer_names != other.layer_names:
         raise ValueError("drift compares features of the same images through the same layers; got "
                          f"{len(base)} vs {len(other)} images, layers {base.layer_names} vs {other.layer_names}")
@@ -35,5 +41,12 @@ def layer_drift(base, other) -> list[float]:
     for l, c in enumerate(base.channels):
         a = base.tokens[:, l, :, :c].reshape(len(base), -1).float().numpy()
         b = other.tokens[:, l, :, :c].reshape(len(other), -1).float().numpy()
+        constant = [bool(np.all(x == x[:1])) for x in (a, b)]
+        if any(constant):
+            warnings.warn(f"layer {base.layer_names[l]} is constant over the images in "
+                          f"{'both networks' if all(constant) else 'one network'}: its drift is "
+                          f"{0.0 if all(constant) else 1.0} by definition", stacklevel=2)
+            out.append(0.0 if all(constant) else 1.0)
+            continue
         out.append(1.0 - linear_cka(a, b))
     return out

@@ -1,5 +1,6 @@
 """The study's figures (PNG files under ``DIR/figures``): layer-map grids, the scaling plot, per-ROI
-layer profiles per family, and the fine-tuning study's drift and map change."""
+layer profiles per family, the fine-tuning study's drift and map change and its forgetting against
+alignment, and the two data axes of scaling (fMRI training images, pretraining images)."""
 from __future__ import annotations
 
 import os
@@ -89,14 +90,151 @@ def forgetting_figure(ft_rows: list):
     left.set_title("representation drift per layer", fontsize=9)
     left.legend(fontsize=7)
     right.set_xlabel("mean drift")
-    right.set_ylabel("map change (mean |layer shift|)")
-    base = ft_rows[0]
-    right.set_title(f"base {base['base']}: hierarchy {base['base_hierarchy_rho']:.2f} "
-                    f"[{base['base_hierarchy_ci_low']:.2f}, {base['base_hierarchy_ci_high']:.2f}]", fontsize=8)
+    right.set_ylabel("map change (mean |layer shift|, local vertices)")
+    bases = {r["base"]: r for r in ft_rows}
+    right.set_title("; ".join(f"{b}: hierarchy {_finite(r['base_hierarchy_rho']):.2f}" for b, r in bases.items()),
+                    fontsize=7)
     return fig
 
 
-def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_rows=None) -> dict:
+# ---- forgetting and the two data axes of scaling (factortopy.study.forgetting / .scaling) ------------
+
+def _interval(rows: list, key: str):
+    """(values, (2, n) error bar lengths) of column ``key`` and its interval columns (``key_ci_low``
+    / ``key_ci_high``; the hierarchy score's are ``hierarchy_ci_low`` / ``_ci_high``); no interval
+    columns: no bars."""
+    stem = "hierarchy" if key == "hierarchy_rho" else key
+    y = np.array([_finite(r.get(key)) for r in rows])
+    lo = np.array([_finite(r.get(f"{stem}_ci_low")) for r in rows])
+    hi = np.array([_finite(r.get(f"{stem}_ci_high")) for r in rows])
+    return y, np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)])
+
+
+def forgetting_relation_figure(ft_rows: list):
+    """Left: each version's map change beside its base's refit noise floor (local vertices). Right:
+    the base's alignment against the version's forgetting (the relation's measure, with its
+    interval), one point per base, one line per recipe (and subject), the Spearman across bases
+    and its interval in the legend."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    x = np.arange(len(ft_rows))
+    left.bar(x, [_finite(r["map_change"]) for r in ft_rows], color="C0", label="version vs base")
+    left.scatter(x, [_finite(r["floor_map_change"]) for r in ft_rows], color="k", marker="_", s=400, zorder=3,
+                 label="refit vs base (noise floor)")
+    left.set_xticks(x, [r["label"] for r in ft_rows], rotation=30, ha="right", fontsize=7)
+    left.set_ylabel("map change (mean |layer shift|)")
+    left.set_title("map change on local vertices, against refit noise", fontsize=9)
+    left.legend(fontsize=7)
+    measure = ft_rows[0]["relation_forgetting"]
+    subjects = list(dict.fromkeys(r["subject"] for r in ft_rows))
+    groups: dict = {}
+    for r in ft_rows:
+        groups.setdefault((r["recipe"], r["subject"]), []).append(r)
+    for (recipe, subject), members in groups.items():
+        members = sorted(members, key=lambda r: _finite(r["base_alignment"]))
+        y, err = _interval(members, measure)
+        rel = members[0]
+        stat = (f"rho {rel['relation_spearman']:.2f} [{_finite(rel['relation_ci_low']):.2f}, "
+                f"{_finite(rel['relation_ci_high']):.2f}], n={rel['relation_n']}"
+                if np.isfinite(_finite(rel["relation_spearman"])) else f"n={rel['relation_n']}")
+        name = recipe if len(subjects) == 1 else f"{recipe} ({subject})"
+        right.errorbar([_finite(r["base_alignment"]) for r in members], y, yerr=err, marker="o", capsize=3,
+                       label=f"{name}: {stat}")
+        for r, yy in zip(members, y):
+            right.annotate(r["base"], (_finite(r["base_alignment"]), yy), fontsize=6, xytext=(3, 3),
+                           textcoords="offset points")
+    right.axhline(1.0 if measure == "map_change_over_floor" else 0.0, color="0.7", lw=0.8, zorder=0)
+    right.set_xlabel(f"base network's alignment ({ft_rows[0]['alignment_by']})")
+    right.set_ylabel(f"forgetting ({measure})")
+    right.set_title("alignment vs forgetting across base networks", fontsize=9)
+    right.legend(fontsize=6)
+    return fig
+
+
+def data_scaling_figure(scaling_rows: list, measure: str = "hierarchy_rho"):
+    """The fMRI-data axis: held-out r (left) and the map's ``measure`` with its interval (right)
+    against the number of training images (log axis), one line per backbone (and subject); every
+    point scored on the same held-out images."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    subjects = list(dict.fromkeys(r["subject"] for r in scaling_rows))
+    groups: dict = {}
+    for r in scaling_rows:
+        groups.setdefault((r["label"], r["subject"]), []).append(r)
+    for (label, subject), members in groups.items():
+        members = sorted(members, key=lambda r: r["n_train"])
+        n = [r["n_train"] for r in members]
+        name = label if len(subjects) == 1 else f"{label} ({subject})"
+        left.plot(n, [_finite(r["heldout_r"]) for r in members], marker="o", label=name)
+        y, err = _interval(members, measure)
+        right.errorbar(n, y, yerr=err, marker="o", capsize=3, label=name)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("fMRI training images (nested subsets)")
+        ax.legend(fontsize=7)
+    left.set_ylabel("held-out r (same held-out images)")
+    right.set_ylabel(measure)
+    left.set_title("encoding accuracy vs fMRI data", fontsize=9)
+    right.set_title("the map vs fMRI data", fontsize=9)
+    return fig
+
+
+def pretraining_figure(rows: list, measure: str = "hierarchy_rho"):
+    """The pretraining-data axis: ``measure`` of each run against the size of its backbone's
+    pretraining set (log axis; random init at the left edge), one point per run, labelled;
+    backbones whose size is unknown are named in the title, not plotted."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.2, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    known = [r for r in rows if r.get("pretraining_images") is not None]
+    unknown = sorted({r["label"] for r in rows if r.get("pretraining_images") is None})
+    floor = min([r["pretraining_images"] for r in known if r["pretraining_images"] > 0] or [1]) / 10
+    for method in dict.fromkeys(r["method"] for r in known):
+        members = [r for r in known if r["method"] == method]
+        x = [max(r["pretraining_images"], floor) for r in members]  # 0 (random init) sits at the left edge
+        ax.plot(x, [_finite(r.get(measure)) for r in members], "o", label=method)
+        for r, xx in zip(members, x):
+            ax.annotate(r["label"], (xx, _finite(r.get(measure))), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("pretraining images (random init at the left edge)")
+    ax.set_ylabel(measure)
+    title = "the map vs pretraining data"
+    if unknown:
+        title += f"\n(size unknown, not shown: {', '.join(unknown)})"
+    ax.set_title(title, fontsize=8)
+    if known:
+        ax.legend(fontsize=7, title="training method", title_fontsize=7)
+    return fig
+
+
+def _forgetting_and_scaling_figures(study, rows: list, ft_rows, scaling_rows, folder: str) -> dict:
+    """The fine-tuning relation and the scaling axes' figures, saved under ``folder``."""
+    from factortopy.study.summary import measure_column
+
+    figs = {}
+    measure = measure_column(rows, "alignment_slope", "the scaling figures")
+    figs["the map vs pretraining data"] = os.path.join(folder, "pretraining.png")
+    pretraining_figure(rows, measure).savefig(figs["the map vs pretraining data"], dpi=DPI)
+    if ft_rows:
+        figs["fine-tuning: map change against refit noise, and forgetting against alignment"] = \
+            os.path.join(folder, "forgetting.png")
+        forgetting_relation_figure(ft_rows).savefig(
+            figs["fine-tuning: map change against refit noise, and forgetting against alignment"], dpi=DPI)
+    if scaling_rows:
+        figs["the fMRI-data axis: nested subsets of the training images"] = os.path.join(folder, "data_scaling.png")
+        data_scaling_figure(scaling_rows, measure).savefig(
+            figs["the fMRI-data axis: nested subsets of the training images"], dpi=DPI)
+    return figs
+
+
+def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_rows=None,
+                  scaling_rows=None) -> dict:
     """Save every figure under ``out/figures``; returns {caption: path}."""
     from factortopy.runs.maps import load_maps
     from factortopy.study.config import slug
@@ -118,4 +256,5 @@ def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_r
     if ft_rows:
         figs["fine-tuning: drift and map change"] = os.path.join(folder, "finetune.png")
         forgetting_figure(ft_rows).savefig(figs["fine-tuning: drift and map change"], dpi=DPI)
+    figs.update(_forgetting_and_scaling_figures(study, rows, ft_rows, scaling_rows, folder))
     return figs

@@ -40,8 +40,45 @@ def _image(path: str) -> str:
     return f'<img alt="{html.escape(os.path.basename(path))}" src="data:image/png;base64,{data}">'
 
 
-def write_page(study, rows: list, ft_rows, figures: dict, out: str) -> str:
-    """Write ``out/index.html`` (table, fine-tuning table, figures); returns its path."""
+# ---- the fine-tuning study and the data-scaling axis (factortopy.study.forgetting / .scaling) --------
+
+#: the columns of one relation across bases (the same on every row of a subject and recipe)
+_RELATION = ("subject", "recipe", "relation_forgetting", "relation_alignment", "relation_n", "relation_spearman",
+             "relation_ci_low", "relation_ci_high", "relation_p", "relation_pearson", "relation_difference",
+             "relation_difference_ci_low", "relation_difference_ci_high")
+
+
+def finetune_section(ft_rows: list) -> list:
+    """HTML parts of the fine-tuning study: the relation across base networks, then the table."""
+    relations = list({(r["subject"], r["recipe"]): {k: r.get(k) for k in _RELATION} for r in ft_rows}.values())
+    return ["<h2>Fine-tuning: forgetting, map change and drift</h2>",
+            "<p>Forgetting, measured directly: accuracy of a linear (probe_) and a k-NN (knn_) probe of the frozen "
+            "network's features on labelled images no fine-tuning used, base minus fine-tuned version (positive = "
+            "forgotten; 95% interval: paired bootstrap over the probe-test images). map_change: mean |expected-layer "
+            "shift| from the base run on local vertices (scale selector &le; local_threshold), beside "
+            "floor_map_change, the same from the base run to a refit of the base with another seed (refit noise); "
+            "map_change_over_floor above 1 means more than refitting alone moves. drift: 1 - linear CKA of the "
+            "features of the subject's images.</p>",
+            "<h3>Alignment and forgetting across base networks</h3>",
+            "<p>One row per subject and fine-tuning recipe: Spearman rho across the base networks between their "
+            "alignment and their versions' forgetting, with a 95% bootstrap interval (over networks and probe "
+            "images) and a permutation p; with two bases, the more aligned base's forgetting minus the other's "
+            "(relation_difference). The paper's claim (brain-like networks forget less) reads as rho &lt; 0.</p>",
+            html_table(relations), html_table(ft_rows)]
+
+
+def scaling_section(scaling_rows: list) -> list:
+    """HTML parts of the fMRI-data axis: one row per subject, backbone and training-image subset."""
+    return ["<h2>Scaling: fMRI training images</h2>",
+            "<p>Each backbone fitted on nested, seeded subsets of the training images (train_images; n_train the "
+            "images used), every subset scored on the same held-out images. heldout_r_fraction_of_all: its held-out "
+            "r over the all-images run's; map_change_vs_all: mean |expected-layer shift| from the all-images map "
+            "(local vertices). pretraining_images: the size of the backbone's pretraining set (empty = unknown).</p>",
+            html_table(scaling_rows)]
+
+
+def write_page(study, rows: list, ft_rows, figures: dict, out: str, scaling_rows=None) -> str:
+    """Write ``out/index.html`` (table, fine-tuning table, scaling table, figures); returns its path."""
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study.name)}</title>"
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(study.name)}</h1>",
@@ -51,9 +88,9 @@ def write_page(study, rows: list, ft_rows, figures: dict, out: str) -> str:
              "expected layer (0 = first layer, 1 = last).</p>",
              html_table(rows)]
     if ft_rows:
-        parts += ["<h2>Fine-tuning: map change and representation drift</h2>",
-                  "<p>map_change: mean |expected-layer shift| from the base run; drift: 1 - linear CKA of the "
-                  "features of the subject's images, per layer and on average.</p>", html_table(ft_rows)]
+        parts += finetune_section(ft_rows)
+    if scaling_rows:
+        parts += scaling_section(scaling_rows)
     parts.append("<h2>Figures</h2>")
     for caption, path in figures.items():
         parts.append(f"<figure>{_image(path)}<figcaption>{html.escape(caption)}</figcaption></figure>")

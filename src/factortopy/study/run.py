@@ -4,11 +4,14 @@ the table, figures and page (docs/studies.md).
 Layout of the study directory ``DIR``::
 
     DIR/study.json                      the resolved study: pairs, their RUN_DIRs and digests
-    DIR/runs/<subject>/<label>-<digest> one RUN_DIR per pair (factortopy.study.config: naming)
+    DIR/runs/<subject>/<label>-<digest> one RUN_DIR per pair (factortopy.study.config: naming), and per
+                                        noise-floor refit and data-scaling subset (their own digests)
     DIR/features/                       the feature cache: once per (backbone, image set)
     DIR/finetune/<label>-<digest>.safetensors (+ .json log)  checkpoints the study fine-tuned
     DIR/summary.csv, DIR/profiles.json  the table (factortopy.study.summary)
     DIR/finetune.csv                    the fine-tuning study's table (factortopy.study.forgetting)
+    DIR/probe/                          probe features, per (backbone, probe images, layer)
+    DIR/scaling.csv                     the data-scaling table (factortopy.study.scaling)
     DIR/figures/*.png, DIR/index.html   figures and the self-contained page
 
 Fits run one after another in this process on a CPU or one GPU; with several GPUs, one process
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 
 from factortopy.fitting.fit import fit
 from factortopy.study.config import Pair, Study, load_study, pairs, slug
@@ -36,6 +40,12 @@ def make_checkpoints(study: Study, out: str, progress: bool = True) -> None:
     of base spec, weights, images and settings) and point its spec at the checkpoint."""
     from factortopy.study.finetune import FinetuneConfig, checkpoint_name, finetune
 
+    if study.finetune is not None and study.finetune.probe is not None:
+        from factortopy.study.probe import check_disjoint, probe_set
+
+        # before any fine-tuning: a probe that shares images with a fine-tuning set measures nothing
+        check_disjoint(probe_set(study.finetune.probe, study.finetune.probe_test_fraction, study.finetune.probe_seed),
+                       [b.finetune["images"] for b in study.backbones if b.finetune])
     for b in study.backbones:
         if not b.finetune:
             continue
@@ -52,6 +62,28 @@ def make_checkpoints(study: Study, out: str, progress: bool = True) -> None:
                 json.dump(log, f, indent=1)
         b.spec = b.spec.replace(weights=path, pretrained=None, random_init=False)
         b.finetune = None
+
+
+def auxiliary_pairs(study: Study, out: str, main: list) -> list:
+    """Fits the study needs beside its pairs: the fine-tuning study's noise-floor refits and the
+    data-scaling subsets (each with its own fit settings, so its own RUN_DIR); one that is the same
+    fit as a pair (same RUN_DIR) is not listed twice."""
+    from factortopy.study.forgetting import noise_floor_pairs
+    from factortopy.study.scaling import scaling_pairs
+
+    seen = {p.run_dir for p in main}
+    extra = []
+    for p in noise_floor_pairs(study, out) + scaling_pairs(study, out):
+        if p.run_dir not in seen:
+            seen.add(p.run_dir)
+            extra.append(p)
+    return extra
+
+
+def _pair_record(p: Pair, out: str) -> dict:
+    return dict(subject=p.subject, label=p.backbone.label, family=p.backbone.family, method=p.backbone.method,
+                finetune_of=p.backbone.finetune_of, spec=p.backbone.spec.to_dict(),
+                run_dir=os.path.relpath(p.run_dir, out))
 
 
 def is_finished(pair: Pair) -> bool:
@@ -123,7 +155,8 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
 
     gpus: GPU ids to run one fit process on each (default: every visible GPU when the device is
     CUDA and there are several). device: overrides the study's. figures: False writes the table
-    only. Returns {'summary': rows, 'finetune': rows or None, 'page': path or None, 'fitted': n}.
+    only. Returns {'summary': rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or
+    None, 'fitted': n (runs fitted now, refits and data-scaling subsets included)}.
     """
     from factortopy.runs import write_json
     from factortopy.study.summary import write_summary
@@ -135,14 +168,18 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     os.makedirs(out, exist_ok=True)
     make_checkpoints(study, out, progress)
     todo = pairs(study, out)
+    extra = auxiliary_pairs(study, out, todo)
     write_json(os.path.join(out, "study.json"),
-               dict(name=study.name, subjects=study.subjects, fit=study.fit, finetune_base=study.finetune_base,
-                    pairs=[dict(subject=p.subject, label=p.backbone.label, family=p.backbone.family,
-                                method=p.backbone.method, finetune_of=p.backbone.finetune_of,
-                                spec=p.backbone.spec.to_dict(), run_dir=os.path.relpath(p.run_dir, out))
-                           for p in todo]))
-    pending = [p for p in todo if not is_finished(p)]
-    _log(f"{len(todo) - len(pending)} of {len(todo)} runs finished; fitting {len(pending)}", progress)
+               dict(name=study.name, subjects=study.subjects, fit=study.fit,
+                    finetune=None if study.finetune is None else asdict(study.finetune),
+                    scaling=None if study.scaling is None else asdict(study.scaling),
+                    pairs=[_pair_record(p, out) for p in todo],
+                    # noise-floor refits and data-scaling subsets: the fit settings that differ
+                    auxiliary=[dict(_pair_record(p, out), fit={k: v for k, v in p.fit.items() if study.fit.get(k) != v})
+                               for p in extra]))
+    everything = todo + extra
+    pending = [p for p in everything if not is_finished(p)]
+    _log(f"{len(everything) - len(pending)} of {len(everything)} runs finished; fitting {len(pending)}", progress)
     sweep = choose_gpus(study, gpus)
     if pending and sweep:
         _fit_sweep(pending, out, sweep, study.device, progress)

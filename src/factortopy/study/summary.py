@@ -2,7 +2,8 @@
 with :func:`load_summary`), and the per-ROI layer profiles as ``profiles.json``.
 
 Columns: subject, label, family, method, backbone (spec name), weights (how chosen), params
-(parameter count), heldout_r (metrics.json ``heldout_pearson_mean``, the headline; the early-stopping
+(parameter count), pretraining_images (images in its pretraining set:
+:func:`factortopy.study.scaling.pretraining_images`; empty = unknown), heldout_r (metrics.json ``heldout_pearson_mean``, the headline; the early-stopping
 images' r when the fit held none out), noise_normalised (mean Algonauts score, % of the noise
 ceiling, on the same images; empty when the data carry no ceiling), hierarchy_rho / _ci_low /
 _ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
@@ -19,7 +20,8 @@ import os
 
 import numpy as np
 
-BASE_COLUMNS = ("subject", "label", "family", "method", "backbone", "weights", "params", "heldout_r",
+BASE_COLUMNS = ("subject", "label", "family", "method", "backbone", "weights", "params", "pretraining_images",
+                "heldout_r",
                 "noise_normalised", "hierarchy_rho", "hierarchy_ci_low", "hierarchy_ci_high", "hierarchy_by",
                 "finetune_of", "run")
 SUMMARY = "summary.csv"
@@ -98,6 +100,7 @@ def run_row(pair, subject, n_boot: int = 1000) -> tuple[dict, dict]:
     bb = pair.backbone
     row = dict(subject=pair.subject, label=bb.label, family=bb.family, method=bb.method, backbone=bb.spec.name,
                weights=bb.spec.weights_label, params=parameter_count(bb.spec),
+               pretraining_images=bb.pretraining_images,
                heldout_r=metrics.get("heldout_pearson_mean", metrics.get("val_pearson_mean")),
                noise_normalised=noise_normalised(pair.run_dir, subject),
                hierarchy_rho=h["rho"], hierarchy_ci_low=h["ci_low"], hierarchy_ci_high=h["ci_high"],
@@ -174,18 +177,38 @@ def write_summary(study, pairs: list, out: str, figures: bool = True, progress: 
     write_csv(os.path.join(out, SUMMARY), rows)
     with open(os.path.join(out, PROFILES), "w") as f:
         json.dump(profiles, f, indent=1)
-    ft_rows = None
-    if study.finetune_base is not None:
+    ft_rows = scaling_rows = None
+    if study.finetune is not None:
         from factortopy.study.forgetting import finetune_table
 
         ft_rows = finetune_table(study, pairs, rows, out)
+    if study.scaling is not None:
+        from factortopy.study.scaling import scaling_table
+
+        scaling_rows = scaling_table(study, pairs, rows, out)
     page = None
     if figures:
         from factortopy.study.figures import write_figures
         from factortopy.study.page import write_page
 
-        figs = write_figures(study, pairs, rows, profiles, out, ft_rows)
-        page = write_page(study, rows, ft_rows, figs, out)
+        figs = write_figures(study, pairs, rows, profiles, out, ft_rows, scaling_rows=scaling_rows)
+        page = write_page(study, rows, ft_rows, figs, out, scaling_rows=scaling_rows)
         if progress:
             print(f"[study] wrote {os.path.join(out, SUMMARY)} and {page}", flush=True)
-    return dict(summary=rows, finetune=ft_rows, page=page)
+    return dict(summary=rows, finetune=ft_rows, scaling=scaling_rows, page=page)
+
+
+def measure_column(rows: list, wanted: str, where: str, fallback: str = "hierarchy_rho") -> str:
+    """The summary column ``wanted`` when the rows have it, else ``fallback`` with a warning naming
+    both (the paper's alignment, ``alignment_slope``, is a column of its own; a study that lacks
+    it reads the hierarchy score instead, and says so). where: what the column is for."""
+    if any(wanted in r for r in rows):
+        return wanted
+    if wanted == fallback or not any(fallback in r for r in rows):
+        raise ValueError(f"{where}: the summary has no column {wanted!r}; columns: "
+                         f"{', '.join(dict.fromkeys(k for r in rows for k in r))}")
+    import warnings
+
+    warnings.warn(f"{where}: the summary has no column {wanted!r}; using {fallback!r} instead (recorded beside "
+                  "the values)", stacklevel=2)
+    return fallback
