@@ -199,7 +199,7 @@ def test_study_file_forms_of_the_fine_tuning_and_scaling_sections(tmp_path):
            ({"base": "A", "bases": ["A"], "versions": [{"weights": "w.pt"}]}, "not both"),
            ({"base": "Z", "versions": [{"weights": "w.pt"}]}, "not a backbone label"),
            ({"base": "A", "local_treshold": 0.3, "versions": [{"weights": "w.pt"}]}, "unknown key"),
-           ({"base": "A", "forgetting": "knn_drop", "versions": [{"weights": "w.pt"}]}, "needs a probe set")]
+           ({"base": "A", "forgetting": "knn_drop", "versions": [{"weights": "w.pt"}]}, "it needs a probe set")]
     for section, message in bad:
         with pytest.raises(ValueError, match=message):
             load_study({**base, "finetune": section}, base_dir=str(tmp_path))
@@ -423,3 +423,34 @@ def test_the_study_run_again_fits_nothing(ft_study):
     again = factortopy.study(ft_study["study"], ft_study["out"], progress=False, figures=False)
     assert again["fitted"] == 0
     assert [r["probe_drop"] for r in again["finetune"]] == [r["probe_drop"] for r in ft_study["res"]["finetune"]]
+
+
+def test_a_fine_tuned_checkpoint_of_a_base_loaded_by_position_builds(tmp_path):
+    """A base whose weights file needs remap = 'position' (another library's key names): its
+    fine-tuned checkpoint holds the network's own names, sorted by safetensors, so it must load by
+    name (found when EfficientNet-Lite0 was fine-tuned in the docs' study)."""
+    import torch
+    from PIL import Image
+    from safetensors.torch import load_file, save_file
+
+    from factortopy.datasets.photos import make_images
+    from factortopy.study.config import load_study
+    from factortopy.study.run import make_checkpoints
+
+    model = __import__("timm").create_model("resnet18")
+    own = [v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")]
+    renamed = {f"t{i:04d}": v for i, v in enumerate(own)}  # another library's names, in the model's order
+    save_file({k: v.contiguous() for k, v in renamed.items()}, str(tmp_path / "other_names.safetensors"))
+    for i, im in enumerate(make_images(8, size=32, seed=2)):
+        os.makedirs(tmp_path / "tune" / "ab"[i % 2], exist_ok=True)
+        Image.fromarray(im).save(tmp_path / "tune" / "ab"[i % 2] / f"{i}.png")
+    study = load_study({"subjects": [{"name": "s", "data": "algonauts:/nowhere/subj01"}],
+                        "backbones": [{"label": "A", "name": "resnet18", "weights": "other_names.safetensors",
+                                       "remap": "position", "img_size": 32}],
+                        "finetune": {"base": "A", "versions": [{"label": "v", "images": "tune", "steps": 1,
+                                                                "batch_size": 4}]}}, base_dir=str(tmp_path))
+    make_checkpoints(study, str(tmp_path / "out"), progress=False)
+    version = study.backbone("v")
+    built = version.spec.build().model.state_dict()
+    saved = load_file(version.spec.weights)
+    assert version.spec.remap == "auto" and all(torch.equal(built[k], saved[k]) for k in saved)

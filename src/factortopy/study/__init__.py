@@ -7,7 +7,9 @@ figures and a self-contained ``index.html``; :func:`load_summary` reads the tabl
 
 Modules: ``config`` (the study file, run-directory naming), ``run`` (fitting: in process or one
 process per GPU), ``worker`` (one fit as a process), ``summary`` (the table), ``figures``, ``page``,
-``finetune`` (a fine-tuning run), ``cka`` (linear CKA), ``forgetting`` (the fine-tuning table).
+``finetune`` (a fine-tuning run), ``cka`` (linear CKA), ``probe`` (linear-probe and k-NN accuracy of
+frozen features), ``forgetting`` (the fine-tuning table: forgetting, map change against a refit noise
+floor, the relation across bases), ``scaling`` (nested training-image subsets, pretraining data size).
 """
 from __future__ import annotations
 

@@ -184,13 +184,16 @@ def data_scaling_figure(scaling_rows: list, measure: str = "hierarchy_rho"):
 
 
 def pretraining_figure(rows: list, measure: str = "hierarchy_rho"):
-    """The pretraining-data axis: ``measure`` of each run against the size of its backbone's
-    pretraining set (log axis; random init at the left edge), one point per run, labelled;
-    backbones whose size is unknown are named in the title, not plotted."""
+    """The pretraining-data axis: ``measure`` of each run of a pretrained (not fine-tuned) backbone
+    against the size of its pretraining set (log axis; random init, 0 images, at the left edge),
+    one point per run, labelled; backbones whose size is unknown are named in the title, not
+    plotted."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(5.2, 3.6), layout="constrained")
     ax = fig.add_subplot()
+    rows = [r for r in rows if not r.get("finetune_of")]
     known = [r for r in rows if r.get("pretraining_images") is not None]
     unknown = sorted({r["label"] for r in rows if r.get("pretraining_images") is None})
     floor = min([r["pretraining_images"] for r in known if r["pretraining_images"] > 0] or [1]) / 10
@@ -202,7 +205,10 @@ def pretraining_figure(rows: list, measure: str = "hierarchy_rho"):
             ax.annotate(r["label"], (xx, _finite(r.get(measure))), fontsize=6, xytext=(3, 3),
                         textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("pretraining images (random init at the left edge)")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if any(r["pretraining_images"] == 0 for r in known):
+        ax.axvline(floor, color="0.7", lw=0.8, ls="--", zorder=0)
+    ax.set_xlabel("pretraining images (dashed: random init, 0 images)")
     ax.set_ylabel(measure)
     title = "the map vs pretraining data"
     if unknown:

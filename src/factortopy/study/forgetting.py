@@ -80,21 +80,21 @@ class ForgettingConfig:
         from factortopy.study.probe import PROBE_TOKENS
 
         checks = [
-            (self.probe_tokens in PROBE_TOKENS, f"probe_tokens must be one of {PROBE_TOKENS}"),
-            (0 < float(self.probe_test_fraction) < 1, "probe_test_fraction must be in (0, 1)"),
-            (float(self.probe_c) > 0, "probe_c must be > 0"),
-            (isinstance(self.knn_k, int) and self.knn_k >= 1, "knn_k must be a whole number >= 1"),
-            (self.refit_seed is None or isinstance(self.refit_seed, int) and self.refit_seed >= 0,
-             "refit_seed must be a whole number >= 0"),
-            (0 <= float(self.local_threshold) <= 1, "local_threshold must be in [0, 1] (0 = local, 1 = global)"),
-            (self.forgetting is None or self.forgetting in FORGETTING_MEASURES,
-             f"forgetting must be one of {FORGETTING_MEASURES}"),
-            (self.forgetting not in _PROBE_MEASURES or self.probe is not None,
-             f"forgetting = {self.forgetting!r} needs a probe set: probe = FOLDER"),
+            ("probe_tokens", self.probe_tokens in PROBE_TOKENS, f"one of {PROBE_TOKENS}"),
+            ("probe_test_fraction", 0 < float(self.probe_test_fraction) < 1, "in (0, 1)"),
+            ("probe_c", float(self.probe_c) > 0, "> 0"),
+            ("knn_k", isinstance(self.knn_k, int) and self.knn_k >= 1, "a whole number >= 1"),
+            ("refit_seed", self.refit_seed is None or isinstance(self.refit_seed, int) and self.refit_seed >= 0,
+             "a whole number >= 0"),
+            ("local_threshold", 0 <= float(self.local_threshold) <= 1, "in [0, 1] (0 = local, 1 = global)"),
+            ("forgetting", self.forgetting is None or self.forgetting in FORGETTING_MEASURES,
+             f"one of {FORGETTING_MEASURES}"),
+            ("forgetting", self.forgetting not in _PROBE_MEASURES or self.probe is not None,
+             "a measure that needs no probe set, or give probe = FOLDER (it needs a probe set)"),
         ]
-        for ok, message in checks:
+        for name, ok, what in checks:
             if not ok:
-                raise ValueError(f"[finetune] {message}; got {self.__dict__}")
+                raise ValueError(f"[finetune] {name} must be {what}; got {getattr(self, name)!r}")
 
     @property
     def measure(self) -> str:

@@ -60,7 +60,9 @@ def make_checkpoints(study: Study, out: str, progress: bool = True) -> None:
             log = finetune(b.spec, images, path, cfg, device=study.device, progress=progress)
             with open(path[: -len(".safetensors")] + ".json", "w") as f:
                 json.dump(log, f, indent=1)
-        b.spec = b.spec.replace(weights=path, pretrained=None, random_init=False)
+        # the checkpoint is the network's own state dict (its own key names): never remapped by position
+        # as the base's weights file may have been
+        b.spec = b.spec.replace(weights=path, pretrained=None, random_init=False, remap="auto")
         b.finetune = None
 
 

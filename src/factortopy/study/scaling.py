@@ -124,7 +124,6 @@ def scaling_table(study, pairs: list, rows: list, out: str) -> list:
             all_pair, all_row = main[key]
             all_maps = load_maps(all_pair.run_dir)
             local = local_vertices(all_maps, cfg.local_threshold)
-            n_all = int(open_run(all_pair.run_dir).metrics.get("n_train"))
             points = [(p, p.fit["train_images"]) for p in subsets.get(key, [])] + [(all_pair, ALL)]
             for p, n in points:
                 row = all_row.copy() if n == ALL else run_row(p, subject, study.n_boot)[0]
@@ -135,9 +134,6 @@ def scaling_table(study, pairs: list, rows: list, out: str) -> list:
                            map_change_vs_all=0.0 if n == ALL else
                            map_change(all_maps, load_maps(p.run_dir), vertices=local)["map_change"],
                            run=os.path.relpath(p.run_dir, out))
-                if n != ALL and row["n_train"] >= n_all:
-                    raise ValueError(f"{p.run_dir}: the subset of {n} images trained on {row['n_train']}, not fewer "
-                                     f"than all {n_all}")
                 table.append(_ordered(row))
     write_csv(os.path.join(out, SCALING), table)
     return table

@@ -3,10 +3,10 @@ with :func:`load_summary`), and the per-ROI layer profiles as ``profiles.json``.
 
 Columns: subject, label, family, method, backbone (spec name), weights (how chosen), params
 (parameter count), pretraining_images (images in its pretraining set:
-:func:`factortopy.study.scaling.pretraining_images`; empty = unknown), heldout_r (metrics.json ``heldout_pearson_mean``, the headline; the early-stopping
-images' r when the fit held none out), noise_normalised (mean Algonauts score, % of the noise
-ceiling, on the same images; empty when the data carry no ceiling), hierarchy_rho / _ci_low /
-_ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
+:func:`factortopy.study.scaling.pretraining_images`; empty = unknown), heldout_r (metrics.json
+``heldout_pearson_mean``, the headline; the early-stopping images' r when the fit held none out),
+noise_normalised (mean Algonauts score, % of the noise ceiling, on the same images; empty when the
+data carry no ceiling), hierarchy_rho / _ci_low / _ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
 ranks, else by geodesic distance from the occipital pole; block-bootstrap interval),
 hierarchy_by, finetune_of (the base label of a fine-tuned version), run (the RUN_DIR, relative),
 then ``layer:<ROI>`` per ROI: the ROI's mean expected layer (0 = first, 1 = last).
@@ -21,9 +21,8 @@ import os
 import numpy as np
 
 BASE_COLUMNS = ("subject", "label", "family", "method", "backbone", "weights", "params", "pretraining_images",
-                "heldout_r",
-                "noise_normalised", "hierarchy_rho", "hierarchy_ci_low", "hierarchy_ci_high", "hierarchy_by",
-                "finetune_of", "run")
+                "heldout_r", "noise_normalised", "hierarchy_rho", "hierarchy_ci_low", "hierarchy_ci_high",
+                "hierarchy_by", "finetune_of", "run")
 SUMMARY = "summary.csv"
 PROFILES = "profiles.json"
 
@@ -163,7 +162,8 @@ def load_summary(study_dir):
 
 def write_summary(study, pairs: list, out: str, figures: bool = True, progress: bool = True) -> dict:
     """Rows for every pair (subjects loaded one at a time), then summary.csv, profiles.json, the
-    fine-tuning table, the figures and the page. Returns {'summary', 'finetune', 'page'}."""
+    fine-tuning table, the data-scaling table, the figures and the page. Returns {'summary',
+    'finetune', 'scaling', 'page'}."""
     from factortopy.data import load_subject
 
     rows, profiles, subjects = [], [], {}
