@@ -207,7 +207,8 @@ def relation(x, y, y_draws=None, n_boot: int = 1000, seed: int = 0) -> dict:
         out["relation_difference"] = float(y[hi] - y[lo])
         if draws is not None and len(draws):
             d = draws[:, hi] - draws[:, lo]
-            out["relation_difference_ci_low"], out["relation_difference_ci_high"] = map(float, np.percentile(d, [2.5, 97.5]))
+            low, high = np.percentile(d, [2.5, 97.5])
+            out["relation_difference_ci_low"], out["relation_difference_ci_high"] = float(low), float(high)
     if n < 3:
         return out
     rho = _spearman(x, y)

@@ -2,14 +2,15 @@
 with :func:`load_summary`), and the per-ROI layer profiles as ``profiles.json``.
 
 Columns: subject, label, family, method, backbone (spec name), weights (how chosen), params
-(parameter count), pretraining_images (images in its pretraining set:
-:func:`factortopy.study.scaling.pretraining_images`; empty = unknown), heldout_r (metrics.json
-``heldout_pearson_mean``, the headline; the early-stopping images' r when the fit held none out),
-noise_normalised (mean Algonauts score, % of the noise ceiling, on the same images; empty when the
-data carry no ceiling), hierarchy_rho / _ci_low / _ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
+(parameter count), heldout_r (metrics.json ``heldout_pearson_mean``, the headline; the early-stopping
+images' r when the fit held none out), noise_normalised (mean Algonauts score, % of the noise
+ceiling, on the same images; empty when the data carry no ceiling), hierarchy_rho / _ci_low /
+_ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
 ranks, else by geodesic distance from the occipital pole; block-bootstrap interval),
 hierarchy_by, finetune_of (the base label of a fine-tuned version), run (the RUN_DIR, relative),
 then ``layer:<ROI>`` per ROI: the ROI's mean expected layer (0 = first, 1 = last).
+pretraining_images (after params): images in the backbone's pretraining set
+(:func:`factortopy.study.scaling.pretraining_images`; empty = unknown).
 """
 from __future__ import annotations
 
