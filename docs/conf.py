@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src")))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network while autodoc imports the package
@@ -37,13 +36,8 @@ nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_kernel_rgx_aliases = {".*": "python3"}
 os.environ.setdefault("FACTORTOPY_EXAMPLE_SIZE", "tiny")  # the site's figures at the size CI runs
-# The kernels inherit this environment. A startup file of their own IPython profile turns on inline
-# figures (what `%matplotlib inline` does in Jupyter), so a cell ending in a figure shows it.
-os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-os.environ["IPYTHONDIR"] = _ipython_dir = tempfile.mkdtemp(prefix="factortopy-docs-ipython-")
-os.makedirs(os.path.join(_ipython_dir, "profile_default", "startup"))
-with open(os.path.join(_ipython_dir, "profile_default", "startup", "00-inline.py"), "w") as _f:
-    _f.write('get_ipython().run_line_magic("matplotlib", "inline")\n')
+# No `%matplotlib inline` here: the kernels run as a user's plain Jupyter kernel, and the figures
+# that the viz functions return show themselves (factortopy.viz.figure.Figure has _repr_png_).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _EXAMPLES = os.path.join(_HERE, "..", "examples")
 _COPY = os.path.join(_HERE, "examples")  # ignored by git: a build product

@@ -74,6 +74,9 @@ def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
     entry = registry.get(name)
     if entry is not None:
         return entry.source, entry.target, entry
+    from factortopy._progress import quiet_tqdm_auto
+
+    quiet_tqdm_auto()  # timm imports tqdm.auto (a warning in a Jupyter kernel without ipywidgets)
     import timm
 
     if timm.is_model(name):

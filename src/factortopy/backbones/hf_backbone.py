@@ -18,6 +18,9 @@ from factortopy.backbones.weights import hub_load_error, load_weights_file
 
 
 def _import():
+    from factortopy._progress import quiet_tqdm_auto
+
+    quiet_tqdm_auto()  # before a library that imports tqdm.auto (a warning in a kernel)
     try:
         import transformers
     except ImportError:

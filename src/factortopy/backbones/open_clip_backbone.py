@@ -17,6 +17,9 @@ OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def _import():
+    from factortopy._progress import quiet_tqdm_auto
+
+    quiet_tqdm_auto()  # before a library that imports tqdm.auto (a warning in a kernel)
     try:
         import open_clip
     except ImportError:

@@ -7,7 +7,10 @@ import inspect
 import torch
 
 from factortopy.backbones.base import Backbone, BackboneInfo, unknown_layer_error
+from factortopy._progress import quiet_tqdm_auto
 from factortopy.backbones.weights import hub_load_error, load_weights_file
+
+quiet_tqdm_auto()  # timm imports huggingface_hub, which imports tqdm.auto (a warning in a kernel)
 
 
 def check_timm_name(name: str) -> None:

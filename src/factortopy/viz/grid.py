@@ -36,8 +36,7 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
     Channel clusters are computed per column (their colours do not correspond across columns).
     Returns a matplotlib Figure.
     """
-    from matplotlib.figure import Figure
-
+    from factortopy.viz.figure import new_figure
     from factortopy.viz.maps import draw_cell
     from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes, literal, panels
 
@@ -54,7 +53,7 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
     if cells is None:
         npan = len(panels(view, hemis))
         cell_w = 2.2 * npan if view in ("lateral", "medial", "flat") else 2.6
-        fig = Figure(figsize=figsize or (cell_w * ncol + 1.4, 2.4 * nrow + 0.5))
+        fig = new_figure(figsize=figsize or (cell_w * ncol + 1.4, 2.4 * nrow + 0.5))
         top = 1 - 0.45 / fig.get_figheight() - (0.25 / fig.get_figheight() if title else 0)
         gs = fig.add_gridspec(nrow, ncol + 1, width_ratios=[1] * ncol + [0.35 * ncol / max(ncol, 1) / 1.5],
                               left=0.03, right=0.93, top=top, bottom=0.03, wspace=0.05, hspace=0.12)

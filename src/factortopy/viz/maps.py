@@ -270,8 +270,7 @@ def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface
     ``axes`` one per view (in order); the legend then goes in an inset right of the last one.
     legend: draw the legend. Returns the matplotlib Figure.
     """
-    from matplotlib.figure import Figure
-
+    from factortopy.viz.figure import new_figure
     from factortopy.viz.render import check_hemis, check_view, given_axes, legend_axes, literal
 
     views = (views,) if isinstance(views, str) else tuple(views)
@@ -285,7 +284,7 @@ def plot_painting(painting: Painting, views=DEFAULT_VIEWS, hemis="both", surface
     cells = given_axes(ax, axes, len(views), f"plot_painting with views {', '.join(views)}")
     if cells is None:
         nrow = len(views)
-        fig = Figure(figsize=figsize or (7.5, 2.3 * nrow + 0.4), layout=None)
+        fig = new_figure(figsize=figsize or (7.5, 2.3 * nrow + 0.4), layout=None)
         gs = fig.add_gridspec(nrow, 2, width_ratios=[1, 0.16], left=0.02, right=0.9,
                               top=0.93 if title else 0.98, bottom=0.03, hspace=0.08, wspace=0.15)
         cells = [fig.add_subplot(gs[r, 0]) for r in range(nrow)]

@@ -11,7 +11,7 @@ def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = N
     One row per ROI (n in the label), one column per layer; a dot marks each ROI's mean expected
     layer. ax: your own matplotlib Axes (default: a new Figure). Returns the matplotlib Figure.
     """
-    from matplotlib.figure import Figure
+    from factortopy.viz.figure import new_figure
 
     if not rows:
         raise ValueError("no ROI rows to plot")
@@ -21,7 +21,7 @@ def plot_layer_profiles(rows: list, key: str = "selected", title: str | None = N
     names = rows[0]["layer_names"]
     L = mat.shape[1]
     if ax is None:
-        fig = Figure(figsize=(1.2 + 0.35 * L, 0.8 + 0.3 * len(rows)), layout="constrained")
+        fig = new_figure(figsize=(1.2 + 0.35 * L, 0.8 + 0.3 * len(rows)), layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
     im = ax.imshow(mat, aspect="auto", cmap="magma", vmin=0, vmax=max(float(np.nanmax(mat)), 1e-9))
