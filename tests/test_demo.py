@@ -22,5 +22,47 @@ def test_demo_runs_end_to_end_at_a_reduced_size(tmp_path, capsys):
         assert os.path.getsize(f) > 1000, f
     run = json.loads((out / "run" / "config.json").read_text())
     assert run["backbone"]["spec"]["weights"].endswith(".safetensors")  # the planted backbone's own weights
-    # the demo owns its folder: a second run refits instead of refusing the finished run
-    assert main(["demo", "--out", str(out), "--images", "80", "--epochs", "1", "--quiet", "--no-figures"]) == 0
+
+    # A finished demo is never destroyed (issue 20: a second demo passed overwrite and, interrupted,
+    # left only a lock file). The same settings reuse it and write nothing: every file byte-identical.
+    before = _digests(out)
+    assert main(["demo", "--out", str(out), "--images", "80", "--epochs", "2", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "reusing it" in text and "layer order Spearman" in text
+    assert _digests(out) == before
+    # other settings are refused, naming what differs, and still nothing changes
+    assert main(["demo", "--out", str(out), "--images", "80", "--epochs", "1", "--quiet", "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "epochs" in err and "--overwrite" in err, err
+    assert _digests(out) == before
+    # --overwrite refits with the new settings
+    assert main(["demo", "--out", str(out), "--images", "80", "--epochs", "1", "--quiet", "--no-figures",
+                 "--overwrite"]) == 0
+    assert json.loads((out / "run" / "config.json").read_text())["fit"]["epochs"] == 1
+
+
+def _digests(folder) -> dict:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_demo_never_writes_into_a_folder_holding_another_kind_of_run(tmp_path, capsys, write_run):
+    run = tmp_path / "fit_run"
+    write_run(str(run), n_per=20)
+    before = _digests(run)
+    for extra in ([], ["--overwrite"]):
+        assert main(["demo", "--out", str(run), "--images", "80", "--epochs", "1", "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "RUN_DIR" in err and "config.json" in err and len(err.strip().splitlines()) == 1, err
+    assert _digests(run) == before
+    # a demo folder whose run/ is a foreign kind of run (here a ridge run) is refused too
+    demo = tmp_path / "demo"
+    write_run(str(demo / "run"), n_per=20)
+    cfg = json.loads((demo / "run" / "config.json").read_text())
+    (demo / "run" / "config.json").write_text(json.dumps(dict(cfg, kind="ridge")))
+    before = _digests(demo)
+    assert main(["demo", "--out", str(demo), "--images", "80", "--epochs", "1", "--quiet", "--overwrite"]) == 2
+    assert "not a demo's" in capsys.readouterr().err
+    assert _digests(demo) == before

@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="demo_out", help="output folder (default ./demo_out)")
     p.add_argument("--images", type=int, default=DEMO_SUBJECT["n_images"], help="planted images (default 1200)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures and the HTML page")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished demo in --out (default: reuse it when its settings are the same, "
+                        "refuse when they differ)")
     add_fit_options(p)
     show_demo_defaults(p)
 
@@ -39,50 +42,115 @@ def check_targets(recovery: dict) -> dict:
     )
 
 
-def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bool = True) -> dict:
-    """Plant, fit, score, paint. Returns the metrics written to ``out/metrics.json``."""
+#: what a demo writes into --out: nothing else may be there (the demo never writes into a folder of
+#: another kind, e.g. a fit's RUN_DIR or your own files)
+DEMO_ENTRIES = ("subject", "run", "metrics.json", "planted_vs_recovered.png", "layer_map.png", "layer_map.html")
+
+
+def check_demo_folder(out: str) -> None:
+    """Refuse an --out that holds anything a demo does not write (hidden files aside)."""
+    import os
+
+    if not os.path.exists(out):
+        return
+    if not os.path.isdir(out):
+        raise ValueError(f"--out {out} is a file: the demo writes a folder; choose another --out")
+    others = sorted(n for n in os.listdir(out) if n not in DEMO_ENTRIES and not n.startswith("."))
+    if others:
+        kind = "a fit's or baseline's RUN_DIR" if "config.json" in others else "files the demo did not write"
+        raise ValueError(f"--out {out} holds {kind} ({', '.join(others[:4])}{', ...' if len(others) > 4 else ''}): "
+                         "the demo writes only into a new folder or a demo's own; choose another --out")
+
+
+def _config_differences(recorded: dict, config) -> list[str]:
+    """'name: recorded X, now Y' for each fit setting that differs from a finished run's config."""
+    import json
+    from dataclasses import asdict
+
+    now = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as config.json holds them
+    before = recorded.get("fit") or {}
+    return [f"{k}: {before.get(k)!r} then, {now[k]!r} now" for k in now if before.get(k) != now[k]]
+
+
+def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bool = True,
+             overwrite: bool = False) -> dict:
+    """Plant, fit, score, paint. Returns the metrics written to ``out/metrics.json``.
+
+    A finished demo in ``out`` is never destroyed: with the same settings it is reused (its saved
+    metrics are returned and nothing is written), with other settings refused, unless ``overwrite``
+    (replant if needed and refit). An interrupted fit resumes. ``out`` must be new or a demo's own.
+    """
     import json
     import os
     import time
 
     from factortopy.data.algonauts import load_algonauts
-    from factortopy.datasets.planted import (PLANTED_BACKBONE, load_truth, make_planted_subject, score_hierarchy,
-                                             score_recovery)
-    from factortopy.datasets.planted import shipped_backbone
+    from factortopy.datasets.planted import PLANTED_BACKBONE, load_truth, make_planted_subject, shipped_backbone
     from factortopy.fitting.fit import fit
-    from factortopy.runs import write_json
+    from factortopy.runs import CONFIG, read_json, write_json
+    from factortopy.runs.directory import run_dir_state
 
     t0 = time.time()
+    check_demo_folder(out)
     subject_dir = os.path.join(out, "subject", "subj01")
+    run_dir = os.path.join(out, "run")
+    metrics_path = os.path.join(out, "metrics.json")
     backbone, weights = shipped_backbone()
     settings = dict(DEMO_SUBJECT, n_images=n_images, seed=config.seed, backbone=backbone)
     info_path = os.path.join(subject_dir, "planted.json")
-    reuse = False
+    planted_same = False
     if os.path.isfile(info_path):
         with open(info_path) as f:
             info = json.load(f)
-        reuse = all(info.get(k) == v for k, v in settings.items() if k != "pole_fraction")
-    if not reuse:
+        planted_same = all(info.get(k) == v for k, v in settings.items() if k != "pole_fraction")
+    finished = run_dir_state(run_dir) == "finished"
+    if finished:
+        recorded = read_json(os.path.join(run_dir, CONFIG))
+        if recorded.get("kind") != "factortopy" or not str(recorded.get("data", "")).endswith(
+                os.path.join("subject", "subj01")):
+            raise ValueError(f"{run_dir} holds a {recorded.get('kind')} run that is not a demo's: the demo never "
+                             "writes over it; choose another --out")
+        differences = ([] if planted_same else ["the planted subject (--images or --seed)"]) \
+            + _config_differences(recorded, config)
+        if differences and not overwrite:
+            raise ValueError(f"{out} holds a finished demo with other settings ({'; '.join(differences[:4])}): "
+                             "pass --overwrite to replace it, or choose another --out")
+        if not overwrite and os.path.isfile(metrics_path):
+            print(f"{out} holds a finished demo with these settings: reusing it (--overwrite refits)")
+            return dict(read_json(metrics_path), reused=True)
+    if not planted_same:
         print(f"planting a subject ({n_images} images, {backbone}) in {subject_dir}")
         make_planted_subject(subject_dir, progress=progress, weights=weights, **settings)
     subject = load_algonauts(subject_dir)
-    run_dir = os.path.join(out, "run")
-    print(f"fitting FactorTopy on {subject.n_vertices} vertices x {subject.n_images} images -> {run_dir}")
-    result = fit(subject, backbone=settings["backbone"], img_size=settings["img_size"],
-                 weights=os.path.join(subject_dir, PLANTED_BACKBONE), out=run_dir, config=config,
-                 progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
-                 overwrite=True)  # the demo owns its folder: each run of it refits
     truth = load_truth(subject_dir)
-    recovery = score_recovery(truth, result.selectors, result.heldout_r)  # images that chose nothing
-    sel = result.selectors
-    recovery["hierarchy"] = score_hierarchy(subject, truth, sel)
-    metrics = dict(recovery=recovery, targets=TARGETS, passed=check_targets(recovery), fit=result.metrics,
-                   subject=subject_dir, run=run_dir)
+    if finished and not overwrite:  # the run finished but its scoring did not: score the saved run
+        from factortopy.runs.maps import load_maps
+
+        selectors = load_maps(run_dir)
+        heldout_r, fit_metrics = selectors["r"], read_json(os.path.join(run_dir, "metrics.json"))
+    else:
+        print(f"fitting FactorTopy on {subject.n_vertices} vertices x {subject.n_images} images -> {run_dir}")
+        result = fit(subject, backbone=settings["backbone"], img_size=settings["img_size"],
+                     weights=os.path.join(subject_dir, PLANTED_BACKBONE), out=run_dir, config=config,
+                     progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
+                     overwrite=overwrite)  # a finished run is replaced only when asked; an interrupted one resumes
+        selectors, heldout_r, fit_metrics = result.selectors, result.heldout_r, result.metrics
+    metrics = score_demo(subject, truth, selectors, heldout_r)
+    metrics.update(fit=fit_metrics, subject=subject_dir, run=run_dir)
     if figures:
-        metrics["figures"] = paint_demo(out, truth, sel)
+        metrics["figures"] = paint_demo(out, truth, selectors)
     metrics["seconds"] = time.time() - t0
-    write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(metrics_path, metrics)
     return metrics
+
+
+def score_demo(subject, truth: dict, selectors: dict, heldout_r) -> dict:
+    """Recovery (on the held-out images, which chose nothing), the hierarchy scores, the targets."""
+    from factortopy.datasets.planted import score_hierarchy, score_recovery
+
+    recovery = score_recovery(truth, selectors, heldout_r)
+    recovery["hierarchy"] = score_hierarchy(subject, truth, selectors)
+    return dict(recovery=recovery, targets=TARGETS, passed=check_targets(recovery))
 
 
 def paint_demo(out: str, truth: dict, recovered: dict) -> list[str]:
@@ -127,7 +195,8 @@ def run(args) -> int:
     if args.images < 1:
         raise ValueError(f"--images must be a whole number >= 1, got {args.images}")
     config = demo_config(args)
-    m = run_demo(args.out, args.images, config, figures=not args.no_figures, progress=not args.quiet)
+    m = run_demo(args.out, args.images, config, figures=not args.no_figures, progress=not args.quiet,
+                 overwrite=args.overwrite)
     r = m["recovery"]
     print(f"layer order Spearman {r['layer_spearman']:.3f} (target >= {TARGETS['layer_spearman']})")
     print(f"median position error {r['position_error_median']:.3f} (target <= {TARGETS['position_error_median']})")
