@@ -142,3 +142,13 @@ def test_predict_command_writes_npy_and_npz(run_dir, tmp_path, capsys):
     assert main(["predict", run_dir, str(tmp_path / "nope.png"), "--out", str(tmp_path / "q.npy")]) == 2
     assert "nope.png not found" in capsys.readouterr().err
     assert not (tmp_path / "q.npy").exists()
+
+
+def test_predict_on_a_file_that_is_not_an_image_is_one_line(run_dir, tmp_path, capsys):
+    """Reproduction: a text file named .png gave a 49-line PIL.UnidentifiedImageError traceback."""
+    fake = tmp_path / "notes.png"
+    fake.write_text("not an image")
+    assert main(["predict", run_dir, str(fake), "--out", str(tmp_path / "p.npy"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(fake) in err and "not an image file" in err, err
+    assert not (tmp_path / "p.npy").exists()

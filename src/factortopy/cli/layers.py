@@ -25,6 +25,10 @@ def run(args) -> int:
 
     if args.list_models:
         rows = list_models(args.name)
+        if not rows:
+            families = sorted({r["family"] for r in list_models()})
+            raise ValueError(f"no friendly model of a family matching {args.name!r}; families: {', '.join(families)} "
+                             "(`factortopy layers --list` lists them all)")
         for r in rows:
             r["note"] = "needs --weights" if r["weights_required"] else ""
         _print_table(rows, ["name", "family", "target", "global_token", "note"])

@@ -47,6 +47,32 @@ def _read_folder(path: str) -> dict:
     return out
 
 
+def _read_npz(path: str) -> dict:
+    """The arrays of an .npz, never unpickling: an object array is a one-line error naming its key."""
+    out = {}
+    with np.load(path, allow_pickle=False) as z:
+        for key in z.files:
+            try:
+                out[key] = z[key]
+            except ValueError as err:  # "Object arrays cannot be loaded when allow_pickle=False"
+                raise ValueError(f"{path}: key {key!r} holds Python objects ({err}); save plain numbers or "
+                                 "strings, e.g. np.asarray(values, dtype=np.int64)") from None
+    return out
+
+
+def _integers(values, key: str, path: str) -> np.ndarray:
+    """``values`` as int64, or a one-line error naming the key and what it holds (e.g. 'lh' strings)."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iu" or a.size == 0:
+        return a.astype(np.int64)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    text = [str(x) for x in np.unique(a.astype(str))]
+    found = ", ".join(repr(x) for x in ([x for x in text if not x.lstrip("-").isdigit()] or text)[:4])
+    hemis = " (hemispheres are written 0 = lh, 1 = rh)" if np.isin(a.astype(str), ("lh", "rh")).any() else ""
+    raise ValueError(f"{path}: {key} must hold integers; found {a.dtype.name} values such as {found}{hemis}")
+
+
 def _hemi_codes(codes, n_vox: int, path: str) -> np.ndarray:
     """'lh'/'rh' from hemi.npy codes 0/1; any other code is an error (never read as 'lh')."""
     codes = np.asarray(codes).ravel()
@@ -77,8 +103,7 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
     if os.path.isdir(path):
         d = _read_folder(path)
     elif os.path.isfile(path) and path.endswith(".npz"):
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
+        d = _read_npz(path)
         if "image_paths" in d:
             base = os.path.dirname(path)
             d["image_paths"] = [p if os.path.isabs(p) else os.path.join(base, p) for p in d["image_paths"].tolist()]
@@ -100,9 +125,14 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         raise ValueError(f"{path}: {len(images)} images but {n_img} response rows")
 
     if "vertices" in d:
-        v = np.asarray(d["vertices"], dtype=np.int64)
+        v = _integers(d["vertices"], "vertices", path)
         if v.shape != (n_vox, 2):
             raise ValueError(f"{path}: vertices must be ({n_vox}, 2) [hemi 0/1, fsaverage index], got {v.shape}")
+        if "hemi" in d:  # never ignored silently: it must say what column 0 says
+            named = _hemi_codes(d["hemi"], n_vox, path)
+            if not np.array_equal(named, np.where(v[:, 0] == 0, "lh", "rh")):
+                raise ValueError(f"{path}: hemi disagrees with column 0 of vertices (the hemisphere, 0 = lh, 1 = rh); "
+                                 "give the hemisphere once, in vertices")
         if not np.isin(v[:, 0], (0, 1)).all() or v[:, 1].min() < 0 or v[:, 1].max() >= FSAVERAGE_N:
             raise ValueError(f"{path}: vertices column 0 must be 0 (lh) / 1 (rh), column 1 in [0, {FSAVERAGE_N})")
         hemi = np.where(v[:, 0] == 0, "lh", "rh")

@@ -56,7 +56,7 @@ def read_image(path: str) -> np.ndarray:
     reduced to their high byte by Pillow. An image beyond Pillow's decompression-bomb limit is a
     clear error naming the file and how to allow it.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
@@ -72,6 +72,9 @@ def read_image(path: str) -> np.ndarray:
                 raise ValueError(f"{path}: floating-point images (Pillow mode F) have no fixed range; "
                                  "convert it to 8-bit RGB")
             return np.asarray(im.convert("RGB"))
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...): "
+                         "give image files") from None
     except Image.DecompressionBombError as err:
         raise ValueError(f"{path}: too many pixels to decode safely ({err}); if you trust the file, raise "
                          "PIL.Image.MAX_IMAGE_PIXELS before loading, or downscale the image") from None
