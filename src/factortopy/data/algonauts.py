@@ -112,8 +112,9 @@ def nsdgeneral_columns(cols: np.ndarray, hemi: str, label_dir: str | None) -> np
 
 
 def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str = "sphere",
-                   mesh_dir: str | None = None, rois: bool = True, nc_unit: str = "fraction",
-                   vertex_set: str = DEFAULT_VERTEX_SET, nsdgeneral_dir: str | None = None) -> Subject:
+                   mesh_dir: str | None = None, rois: str | None = None, nc_unit: str = "fraction",
+                   vertex_set: str = DEFAULT_VERTEX_SET, nsdgeneral_dir: str | None = None,
+                   roi_masks: bool = True) -> Subject:
     """Read one Algonauts 2023 subject folder (``.../subjNN``, any of the 8) as a :class:`Subject`.
 
     split: 'training', or 'test' (needs ``test_split/test_fmri/{lh,rh}_test_fmri.npy``, present in
@@ -124,9 +125,14 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
     (the columns inside NSD's nsdgeneral label, as the reference code trains; needs
     ``nsdgeneral_dir``, NSD's ``nsddata/freesurfer/fsaverage/label``).
 
+    rois: keep only the columns of a ROI selection, in the grammar of every data kind
+    (:func:`factortopy.data.rois.parse_roi_spec`): ``'streams/early'``, ``'prf-visualrois'`` (the
+    union of its regions), several joined by '+'; an unknown name is an error listing the valid
+    ones; ``vertex_set`` then reads ``'<vertex_set> & <selection>'`` (see :meth:`Subject.subset`).
+
     ``subject.extra`` holds: ``split``; ``vertex_set``; ``test_mask`` (n_images,) bool (all False
     for training, all True for test); ``rois`` {'<cls>/<name>': (n_vertices,) bool} from every
-    ``<cls>_challenge_space.npy`` with its mapping (if ``rois``); ``roi_classes`` {label: cls};
+    ``<cls>_challenge_space.npy`` with its mapping (unless ``roi_masks=False``); ``roi_classes`` {label: cls};
     for split='test', ``noise_ceiling`` (n_vertices,) float64, a 0-1 FRACTION, from
     ``test_split/noise_ceiling/{lh,rh}_noise_ceiling.npy`` (``nc_unit``: 'fraction' as released, or
     'percent' for files written so; other values than [0, 1] are an error).
@@ -191,13 +197,13 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
     elif nc:
         missing = [noise_ceiling_path(path, h) for h in hemis if not os.path.isfile(noise_ceiling_path(path, h))]
         raise FileNotFoundError(f"noise ceiling found for some hemispheres only; missing {', '.join(missing)}")
-    if rois:
+    if roi_masks or rois is not None:
         from factortopy.data.rois import algonauts_rois
 
         masks, classes = algonauts_rois(path, hemis=hemis)
         extra["rois"] = {k: m[keep] for k, m in masks.items()}
         extra["roi_classes"] = classes
-    return Subject(
+    subject = Subject(
         images=ImageFiles(paths),
         responses=responses,
         vertex=vertex,
@@ -207,3 +213,4 @@ def load_algonauts(path: str, split: str = "training", hemis=HEMIS, surface: str
         name=os.path.basename(path),
         extra=extra,
     )
+    return subject if rois is None else subject.subset(rois)

@@ -238,10 +238,12 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
 
     root: the NSD root (holding nsddata/, nsddata_betas/, nsddata_stimuli/). subject: 1..8.
     split: 'train' (every image but the shared 1000), 'test' (the shared 1000 this subject saw) or
-    'all'. rois: the vertex set, NSD labels whose union (> 0) selects the vertices (default
-    'nsdgeneral'; a list, 'a,b' or 'a+b'; 'all' = whole fsaverage); group labels come from
+    'all'. rois: the vertex set, a ROI selection (:func:`factortopy.data.rois.parse_roi_spec`, the
+    grammar of every data kind): ``<atlas>`` (label > 0, e.g. 'nsdgeneral', the default),
+    ``<atlas>/<name>`` (the label the atlas's .mgz.ctab names, e.g. 'streams/early'), several joined
+    by '+' or ',' (their union), 'all' = whole fsaverage; group atlases come from
     nsddata/freesurfer/fsaverage/label, per-subject classes through the subject's transform
-    (:func:`factortopy.data.rois.nsd_label`). trials_per_session: 750 in NSD
+    (:func:`factortopy.data.rois.nsd_label`). An unknown atlas or name is an error listing the valid ones. trials_per_session: 750 in NSD
     (a parameter for tiny test files). sessions: how many sessions to expect (default the subject's:
     40, 40, 32, 30, 40, 32, 40, 30); missing trailing sessions are tolerated with a warning.
     nan: 'drop' (drop vertices with NaN/inf or zero variance in any session, with a warning
@@ -258,12 +260,12 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
     Returns a Subject with responses (n_images, n_vertices) float32, image_ids 0-based NSD ids and
     ``extra``: ``split``, ``subject``, ``test_mask`` (n_images,) bool (shared-1000 images),
     ``n_repeats`` (n_images,) int (trials averaged), ``sessions`` (used), ``dropped_vertices``
-    {hemi: fsaverage indices}, ``vertex_set`` (the rois' names joined by '+'), ``rois``
+    {hemi: fsaverage indices}, ``vertex_set`` (the selection's canonical text), ``rois``
     {'<atlas>/<name>': (n_vertices,) bool}, and where ``{lh,rh}.ncsnr.mgh``
     exist, ``ncsnr`` (n_vertices,) and ``noise_ceiling`` (n_vertices,) as a 0-1 FRACTION for these
     images' repeat counts (the NSD formula gives percent; divided by 100 here).
     """
-    from factortopy.data.rois import nsd_label, nsd_label_masks, nsd_roi_names
+    from factortopy.data.rois import ALL, nsd_label_masks, nsd_roi_names, nsd_roi_vertices, roi_spec_text
 
     root = os.path.abspath(os.path.expanduser(root))
     subject = int(subject)
@@ -292,20 +294,12 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
         raise ValueError(f"{subj}: no {split} trials in sessions 1..{len(used)}")
     trial_row = np.searchsorted(image_ids, trial_ids)
 
-    # vertices: union of the selecting labels, per hemisphere (ascending fsaverage index)
-    names = _parse_names(rois)
-    vertices = {}
-    for h in hemis:
-        if not names or names == ["all"]:
-            vertices[h] = np.arange(FSAVERAGE_N, dtype=np.int64)
-        else:
-            sel = np.zeros(FSAVERAGE_N, bool)
-            for name in names:
-                sel |= nsd_label(root, subject, name, h)[0] > 0  # > 0: a volume-derived label may hold -1
-            vertices[h] = np.where(sel)[0].astype(np.int64)
+    # vertices: the ROI selection (data.rois grammar), per hemisphere (ascending fsaverage index)
+    vertex_set = roi_spec_text(rois if rois is not None else ALL)
+    vertices = {h: np.flatnonzero(nsd_roi_vertices(root, subject, vertex_set, h)).astype(np.int64) for h in hemis}
     n_cols = [vertices[h].size for h in hemis]
     if sum(n_cols) == 0:
-        raise ValueError(f"the ROI(s) {names} select no vertex")
+        raise ValueError(f"the ROI selection {vertex_set!r} selects no vertex of {', '.join(hemis)}")
 
     # stream sessions: read masked, z-score, accumulate per image
     sums = np.zeros((image_ids.size, sum(n_cols)), dtype=np.float32)
@@ -348,7 +342,7 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
 
     extra = {"split": split, "subject": subject, "test_mask": np.isin(image_ids, design.shared_ids),
              "n_repeats": counts, "sessions": used, "dropped_vertices": dropped,
-             "trials_per_session": trials_per_session, "vertex_set": "+".join(names) if names else "all"}
+             "trials_per_session": trials_per_session, "vertex_set": vertex_set}
     ncsnr_files = [os.path.join(betas_dir, f"{h}.ncsnr.mgh") for h in hemis]
     if all(os.path.isfile(f) for f in ncsnr_files):
         import nibabel as nib

@@ -47,6 +47,73 @@ def roi_label(atlas: str, name: str | None = None) -> str:
     return atlas if name is None or name == atlas else f"{atlas}/{name}"
 
 
+# ----------------------------------------------------------------------------- the selection grammar
+#: the selection that keeps every vertex
+ALL = "all"
+
+
+def parse_roi_spec(spec) -> tuple[tuple[str, str | None], ...]:
+    """A ROI selection, the same for every data kind, at load time (``rois=``) and on a Subject
+    (:meth:`~factortopy.data.subject.Subject.subset`): ``<atlas>/<name>`` (one region,
+    ``streams/early``), ``<atlas>`` (the union of the atlas's regions, ``streams``), several joined
+    by ``+`` or ``,`` (their union), or a list of those. Returns ``((atlas, name or None), ...)``;
+    ``'all'`` gives ``()``.
+    """
+    items = [spec] if isinstance(spec, str) else list(spec)
+    parts = [p.strip() for item in items for p in str(item).replace(",", "+").split("+") if p.strip()]
+    if not parts:
+        raise ValueError(f"ROI selection {spec!r} names no region; write <atlas>/<name> (e.g. streams/early), "
+                         "<atlas> (e.g. streams) or several joined by '+'")
+    if parts == [ALL]:
+        return ()
+    out = []
+    for part in parts:
+        atlas, _, name = part.partition("/")
+        if not atlas or "/" in name:
+            raise ValueError(f"ROI {part!r} in {spec!r}: write <atlas>/<name> (e.g. streams/early) or <atlas>")
+        if (atlas, name or None) not in out:
+            out.append((atlas, name or None))
+    return tuple(out)
+
+
+def roi_spec_text(spec) -> str:
+    """The canonical text of a selection (``'streams/early+prf-visualrois'``): what ``vertex_set`` records."""
+    parsed = parse_roi_spec(spec)
+    return "+".join(roi_label(a, n) for a, n in parsed) if parsed else ALL
+
+
+def valid_rois(rois: dict) -> list[str]:
+    """Every selectable name of a ROI dict: its atlases (unions), then its labels."""
+    atlases = list(dict.fromkeys(k.partition("/")[0] for k in rois))
+    return atlases + [k for k in rois if k not in atlases]
+
+
+def select_rois(rois: dict, spec, where: str = "the subject") -> np.ndarray:
+    """(N,) bool: the columns the selection ``spec`` (:func:`parse_roi_spec`) picks from the ROI
+    dict ``rois`` ({label: (N,) bool}, a loader's ``extra['rois']``). An atlas without its own
+    entry is the union of its ``<atlas>/*`` labels (Algonauts stores only those). A name not in
+    the dict is an error listing the valid ones."""
+    parsed = parse_roi_spec(spec)
+    if not rois:
+        raise ValueError(f"{where} has no ROI masks (extra['rois']): cannot select {spec!r}")
+    n = len(next(iter(rois.values())))
+    if not parsed:
+        return np.ones(n, bool)
+    out = np.zeros(n, bool)
+    for atlas, name in parsed:
+        label = roi_label(atlas, name)
+        if label in rois:
+            out |= np.asarray(rois[label], bool)
+        elif name is None and any(k.startswith(atlas + "/") for k in rois):
+            for k, mask in rois.items():
+                if k.startswith(atlas + "/"):
+                    out |= np.asarray(mask, bool)
+        else:
+            raise ValueError(f"unknown ROI {label!r} in {where}; valid: {', '.join(valid_rois(rois))} "
+                             "(or several joined by '+')")
+    return out
+
+
 # ----------------------------------------------------------------------------- Algonauts mapping files
 def _numpy_globals() -> dict:
     core = getattr(np, "_core", None) or np.core  # numpy 2 moved numpy.core to numpy._core
@@ -279,6 +346,35 @@ def nsd_roi_names(root: str, subject: int) -> list[str]:
     group = [n for n in NSD_FSAVERAGE_ATLASES if n in available_labels(d["fsaverage"])]
     own = [n for n in NSD_SUBJECT_CLASSES if n in available_labels(d["native"])]
     return group + own
+
+
+def nsd_roi_vertices(root: str, subject: int, spec, hemi: str) -> np.ndarray:
+    """(163842,) bool: the fsaverage vertices of ``hemi`` that the selection ``spec``
+    (:func:`parse_roi_spec`) picks from NSD's labels: ``<atlas>`` = label value > 0, ``<atlas>/<name>``
+    = the value the atlas's ``.mgz.ctab`` gives ``name``; ``'all'`` = every vertex. An atlas or a
+    name that NSD_ROOT does not have is an error listing the valid ones."""
+    parsed = parse_roi_spec(spec)
+    out = np.zeros(FSAVERAGE_N, bool)
+    if not parsed:
+        return ~out
+    d = nsd_dirs(root, subject)
+    for atlas, name in parsed:
+        known = list(dict.fromkeys(nsd_roi_names(root, subject) + available_labels(d["fsaverage"])))
+        if atlas not in known:
+            raise ValueError(f"unknown ROI atlas {atlas!r} for NSD subject {int(subject)} in {root}; valid: "
+                             f"{', '.join(known) or 'none found'} (as <atlas> or <atlas>/<name>)")
+        values, ctab = nsd_label(root, subject, atlas, hemi)
+        if name is None:
+            out |= values > 0  # > 0: a volume-derived label may hold -1
+            continue
+        mapping = read_ctab(ctab) if ctab and os.path.isfile(ctab) else {}
+        keys = [k for k, n in mapping.items() if n == name and k > 0]
+        if not keys:
+            names = [roi_label(atlas, n) for k, n in sorted(mapping.items()) if k > 0]
+            raise ValueError(f"unknown ROI {roi_label(atlas, name)!r}: {atlas} ({ctab or 'no .mgz.ctab'}) names "
+                             f"{', '.join(names) or 'no regions'}")
+        out |= values == keys[0]
+    return out
 
 
 def nsd_label_masks(root: str, subject: int, name: str, vertex: np.ndarray, hemi: np.ndarray) -> dict[str, np.ndarray]:

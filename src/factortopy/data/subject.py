@@ -9,6 +9,10 @@ import numpy as np
 from factortopy.surface import HEMIS
 
 
+#: ``extra`` entries holding one value per vertex (column): :meth:`Subject.subset` keeps their selected rows
+PER_VERTEX_EXTRA = ("noise_ceiling", "ncsnr")
+
+
 @dataclass(repr=False, eq=False)
 class Subject:
     """Images, responses and where each response column lives on the cortex.
@@ -52,6 +56,47 @@ class Subject:
     @property
     def n_vertices(self) -> int:
         return self.responses.shape[1]
+
+    def subset(self, rois) -> "Subject":
+        """This subject restricted to some vertices (columns), as a new Subject sharing the images.
+
+        rois: a ROI selection in the grammar every data kind takes (:func:`factortopy.data.rois.parse_roi_spec`):
+        ``'<atlas>/<name>'`` (``'streams/early'``), ``'<atlas>'`` (the union of its regions,
+        ``'prf-visualrois'``), several joined by ``'+'``, evaluated on ``extra['rois']`` (an unknown
+        name is an error listing the valid ones); or an (n_vertices,) bool mask. Responses,
+        ``vertex``, ``hemi``, ``coords`` and the per-vertex extras (``noise_ceiling``, ``ncsnr``,
+        every mask of ``rois``) keep the selected columns, in order; ``extra['vertex_set']`` becomes
+        ``'<old set> & <selection>'`` (what a fit records and ``repr`` shows).
+        """
+        from dataclasses import replace
+
+        from factortopy.data.rois import ALL, roi_spec_text, select_rois
+
+        if isinstance(rois, str) or (not hasattr(rois, "dtype") and not isinstance(rois, (list, tuple))) \
+                or (isinstance(rois, (list, tuple)) and rois and isinstance(rois[0], str)):
+            label = roi_spec_text(rois)
+            if label == ALL:
+                return self
+            keep = select_rois(self.extra.get("rois") or {}, rois, repr(self))
+        else:
+            keep = np.asarray(rois)
+            if keep.dtype != bool or keep.shape != (self.n_vertices,):
+                raise ValueError(f"a vertex mask must be ({self.n_vertices},) bool; got {keep.dtype} {keep.shape}")
+            label = f"{int(keep.sum())} chosen vertices"
+        if not keep.any():
+            raise ValueError(f"the selection {label!r} keeps no vertex of {self!r}")
+        extra = dict(self.extra)
+        for key in PER_VERTEX_EXTRA:
+            if key in extra:
+                extra[key] = np.asarray(extra[key])[keep]
+        if "rois" in extra:
+            extra["rois"] = {k: np.asarray(m, bool)[keep] for k, m in extra["rois"].items()}
+        old = extra.get("vertex_set")
+        extra["vertex_set"] = f"{old} & {label}" if old else label
+        extra.pop("data_spec", None)  # the spec no longer describes these columns
+        return replace(self, responses=self.responses[:, keep], vertex=np.asarray(self.vertex)[keep],
+                       hemi=np.asarray(self.hemi)[keep], coords=np.asarray(self.coords)[keep], extra=extra,
+                       image_key=self.__dict__.get("_image_label", ""))
 
     def __repr__(self) -> str:
         hemi = np.asarray(self.hemi).astype(str)
