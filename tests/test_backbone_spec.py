@@ -127,3 +127,33 @@ def test_a_friendly_name_means_its_pretrained_weights_or_says_how_to_get_them():
     msg = str(err.value)
     assert "timm.create_model('vit_base_patch16_clip_quickgelu_224.openai', pretrained=True)" in msg
     assert "--weights FILE" in msg and "--random-init" in msg
+
+
+def test_a_registered_source_that_builds_a_random_network_is_recorded_as_random_init(tmp_path, monkeypatch):
+    """Reproduction (issue 20): a name means pretrained weights, so the spec of a registered source
+    whose builder makes a random network said ``pretrained: true`` in every run config."""
+    import sys
+    import types
+
+    from factortopy.backbones import SOURCES, _PREFIXES, register_source
+
+    module = types.ModuleType("toy_source_for_test")
+
+    def build(target, spec):
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, stride=2), torch.nn.ReLU())  # random, under spec.seed
+        return HookBackbone(net, ["0"], input_size=16, name=f"toy:{target}")
+
+    module.build = build
+    monkeypatch.setitem(sys.modules, "toy_source_for_test", module)
+    monkeypatch.setattr("factortopy.backbones.SOURCES", dict(SOURCES))
+    monkeypatch.setattr("factortopy.backbones._PREFIXES", dict(_PREFIXES))
+    register_source("toy", "toy_source_for_test:build")
+    backbone = load_backbone("toy:net")
+    assert backbone.spec.pretrained  # what was asked: the name's default
+    identity = backbone_identity(backbone)
+    assert identity["spec"]["pretrained"] is False and identity["spec"]["random_init"] is True
+    assert identity["label"] == "toy:net (random init)"
+    again = rebuild(identity)  # the record rebuilds the same network
+    assert backbone_identity(again)["weights"] == identity["weights"]
+    # a hand-built module has no spec, so it claims nothing about its weights
+    assert backbone_identity(HookBackbone(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), ["0"], input_size=16))["spec"] is None

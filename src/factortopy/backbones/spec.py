@@ -197,11 +197,24 @@ def weights_fingerprint(backbone) -> str:
     return "params:" + h.hexdigest()[:16]
 
 
-def backbone_identity(backbone) -> dict:
-    """The spec the backbone was built from (None for a user's own instance) and everything
-    building it resolved. JSON-serialisable; compared field by field by :func:`check_identity`."""
-    info = backbone.info
+def built_spec(backbone) -> "BackboneSpec | None":
+    """The spec as built: the backbone's ``spec`` (None for a user's own instance), with its
+    weights choice corrected to what building did. A spec that asked for pretrained weights (the
+    default for a name) whose adapter recorded none (``info.weights`` empty: no hub weights, no
+    file; e.g. a registered source whose builder makes a random network) is recorded as the random
+    init it is, so no run, title or summary calls a random network pretrained. Rebuilding it draws
+    the same weights (the builder runs under the spec's seed)."""
     spec = getattr(backbone, "spec", None)
+    if spec is not None and spec.pretrained and not backbone.info.weights:
+        spec = spec.replace(pretrained=False, random_init=True)
+    return spec
+
+
+def backbone_identity(backbone) -> dict:
+    """The spec the backbone was built from (:func:`built_spec`; None for a user's own instance) and
+    everything building it resolved. JSON-serialisable; compared field by field by :func:`check_identity`."""
+    info = backbone.info
+    spec = built_spec(backbone)
     return dict(
         spec=spec.to_dict() if spec is not None else None,
         label=spec.label if spec is not None else info.name,

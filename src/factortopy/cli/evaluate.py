@@ -15,7 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--by-hemi", action="store_true", help="also one row per ROI and hemisphere")
     parser.add_argument("--from-scores", action="store_true",
-                        help="only summarise the saved validation scores (scores.npz); no data, no predictions")
+                        help="only summarise the scores the fit saved (scores.npz: the held-out images, which chose "
+                             "nothing; the validation images when the fit held none out); no data, no predictions")
     parser.add_argument("--no-write", action="store_true", help="do not save eval_<split>.npz/.json in RUN_DIR")
 
 

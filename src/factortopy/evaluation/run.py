@@ -142,7 +142,8 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
 
 
 def summarize_scores(run_dir: str, rois: dict | None = None, by_hemi: bool = False) -> list[dict]:
-    """ROI table of the validation scores the fit saved (scores.npz), without recomputing anything."""
+    """ROI table of the scores the fit saved (scores.npz: held-out images, or validation ones when it held
+    none out), without recomputing anything."""
     from factortopy.runs import open_run
 
     f = open_run(run_dir).scores()
