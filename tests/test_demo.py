@@ -66,3 +66,30 @@ def test_the_demo_never_writes_into_a_folder_holding_another_kind_of_run(tmp_pat
     assert main(["demo", "--out", str(demo), "--images", "80", "--epochs", "1", "--quiet", "--overwrite"]) == 2
     assert "not a demo's" in capsys.readouterr().err
     assert _digests(demo) == before
+
+
+def test_the_demo_fit_reuses_the_plants_features_which_equal_a_fresh_extraction(tmp_path):
+    """The demo extracted the same features twice (issue 20): the plant's, then the fit's from the
+    written PNGs. The plant's features, relabelled with the fit's backbone identity, are the ones a
+    fresh extraction of the subject's files gives."""
+    import numpy as np
+    import torch
+
+    from factortopy.backbones.spec import as_spec
+    from factortopy.cli.demo import plant_features_for_fit
+    from factortopy.data.algonauts import load_algonauts
+    from factortopy.datasets.planted import PLANTED_BACKBONE, plant_subject, shipped_backbone
+    from factortopy.features.extract import extract_features
+    from factortopy.fitting.fit import FitConfig
+
+    backbone, weights = shipped_backbone()
+    folder = str(tmp_path / "subj01")
+    _, planted = plant_subject(folder, n_images=24, pole_fraction=0.01, backbone=backbone, img_size=64,
+                               image_size=64, dim=8, weights=weights, progress=False)
+    spec = as_spec(backbone, img_size=64, weights=os.path.join(folder, PLANTED_BACKBONE))
+    reused = plant_features_for_fit(planted, spec, FitConfig())
+    fresh = extract_features(spec.build(), load_algonauts(folder).images, grid=8, progress=False)
+    assert reused.backbone == fresh.backbone  # the identity a fit records: the weights file beside the subject
+    np.testing.assert_allclose(reused.tokens.float().numpy(), fresh.tokens.float().numpy(), rtol=2e-3, atol=2e-3)
+    assert plant_features_for_fit(planted, spec, FitConfig(grid=12)) is None  # another grid: extract
+    assert torch.equal(reused.tokens, planted.tokens)

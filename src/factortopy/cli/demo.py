@@ -85,7 +85,8 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     import time
 
     from factortopy.data.algonauts import load_algonauts
-    from factortopy.datasets.planted import PLANTED_BACKBONE, load_truth, make_planted_subject, shipped_backbone
+    from factortopy.backbones.spec import as_spec
+    from factortopy.datasets.planted import PLANTED_BACKBONE, load_truth, plant_subject, shipped_backbone
     from factortopy.fitting.fit import fit
     from factortopy.runs import CONFIG, read_json, write_json
     from factortopy.runs.directory import run_dir_state
@@ -118,9 +119,10 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
         if not overwrite and os.path.isfile(metrics_path):
             print(f"{out} holds a finished demo with these settings: reusing it (--overwrite refits)")
             return dict(read_json(metrics_path), reused=True)
+    features = None
     if not planted_same:
         print(f"planting a subject ({n_images} images, {backbone}) in {subject_dir}")
-        make_planted_subject(subject_dir, progress=progress, weights=weights, **settings)
+        features = plant_subject(subject_dir, progress=progress, weights=weights, **settings)[1]
     subject = load_algonauts(subject_dir)
     truth = load_truth(subject_dir)
     if finished and not overwrite:  # the run finished but its scoring did not: score the saved run
@@ -130,9 +132,11 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
         heldout_r, fit_metrics = selectors["r"], read_json(os.path.join(run_dir, "metrics.json"))
     else:
         print(f"fitting FactorTopy on {subject.n_vertices} vertices x {subject.n_images} images -> {run_dir}")
-        result = fit(subject, backbone=settings["backbone"], img_size=settings["img_size"],
-                     weights=os.path.join(subject_dir, PLANTED_BACKBONE), out=run_dir, config=config,
-                     progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
+        spec = as_spec(settings["backbone"], img_size=settings["img_size"],
+                       weights=os.path.join(subject_dir, PLANTED_BACKBONE))
+        features = plant_features_for_fit(features, spec, config)
+        result = fit(subject, backbone=None if features is not None else spec, features=features, out=run_dir,
+                     config=config, progress=progress, data_spec=f"algonauts:{os.path.abspath(subject_dir)}",
                      overwrite=overwrite)  # a finished run is replaced only when asked; an interrupted one resumes
         selectors, heldout_r, fit_metrics = result.selectors, result.heldout_r, result.metrics
     metrics = score_demo(subject, truth, selectors, heldout_r)
@@ -142,6 +146,23 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     metrics["seconds"] = time.time() - t0
     write_json(metrics_path, metrics)
     return metrics
+
+
+def plant_features_for_fit(features, spec, config):
+    """The plant's features of the subject's images, carrying the identity of the backbone the fit
+    names (``spec``: the planted weights file beside the subject, the same tensors the plant used),
+    so the fit does not extract them a second time; None (the fit extracts) when there are none,
+    when the fit's grid differs, or when the rebuilt backbone differs in anything but the weights
+    file's name."""
+    if features is None or features.grid != config.grid:
+        return None
+    from factortopy.backbones.spec import RESOLVED_FIELDS, backbone_identity, identity_differences
+    from factortopy.features.extract import Features
+
+    identity = backbone_identity(spec.build())
+    if identity_differences(features.backbone, identity, tuple(f for f in RESOLVED_FIELDS if f != "weights")):
+        return None
+    return Features(features.tokens, features.layer_names, features.channels, features.grid, backbone=identity)
 
 
 def score_demo(subject, truth: dict, selectors: dict, heldout_r) -> dict:

@@ -4,10 +4,14 @@ planted subjects: factortopy.datasets; fsaverage meshes: factortopy.surface.)
 
 ``load_subject(spec)`` reads a ``--data`` spec ``KIND:PATH[?key=value&...]``:
 
-* ``algonauts:PATH/subj01[?split=training|test][&vertex_set=nsdgeneral+RSC|nsdgeneral]`` - the
-  Algonauts 2023 layout (any of the 8 subjects)
-* ``nsd:PATH/to/nsd_root?subject=1[&split=train|test|all][&rois=nsdgeneral][&nan=drop|error]
+* ``algonauts:PATH/subj01[?split=training|test][&vertex_set=nsdgeneral+RSC|nsdgeneral][&rois=streams/early]``
+  - the Algonauts 2023 layout (any of the 8 subjects)
+* ``nsd:PATH/to/nsd_root?subject=1[&split=train|test|all][&rois=nsdgeneral|streams/early|...][&nan=drop|error]
   [&trials_per_session=750][&sessions=40]`` - raw NSD betas on fsaverage
+
+``rois=`` is one ROI selection grammar for every kind (:func:`factortopy.data.rois.parse_roi_spec`:
+``<atlas>/<name>``, ``<atlas>`` for the union of its regions, several joined by ``+``); a loaded
+subject takes the same selection in :meth:`~factortopy.data.subject.Subject.subset`.
 * ``generic:PATH[?split=train|test|all]`` - your own data (a folder or an .npz; see
   :mod:`factortopy.data.generic`)
 

@@ -173,6 +173,18 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
                          dim: int = 32, noise_sd: float = 0.7, seed: int = 0, weights: str | None = None,
                          layer_width: float = 0.5, progress: bool = True) -> str:
     """Write a planted subject to ``out`` (an Algonauts-layout subject folder); return its path.
+    Arguments as :func:`plant_subject`'s."""
+    return plant_subject(out, n_images, pole_fraction, backbone, img_size, image_size, dim, noise_sd, seed,
+                         weights, layer_width, progress)[0]
+
+
+def plant_subject(out: str, n_images: int = 1200, pole_fraction: float = 0.17,
+                  backbone: str = "resnet18", img_size: int = 128, image_size: int = 160,
+                  dim: int = 32, noise_sd: float = 0.7, seed: int = 0, weights: str | None = None,
+                  layer_width: float = 0.5, progress: bool = True):
+    """Write a planted subject to ``out``; return (its path, the planted backbone's Features of its
+    images on the 8 x 8 grid, in row order): a fit of the subject can take them instead of
+    extracting the same features again (``factortopy demo`` does).
 
     n_images: images (and response rows). pole_fraction: share of each fsaverage5 sphere in the
     occipital cap (0.17 -> about 1,740 vertices per hemisphere). backbone/img_size: the known
@@ -201,7 +213,7 @@ def make_planted_subject(out: str, n_images: int = 1200, pole_fraction: float = 
         signal = torch.cat([truth.forward_tokens(tokens[i:i + 64], selectors=sel) for i in range(0, n_images, 64)])
     responses = _add_noise(signal.numpy(), noise_sd, seed)
     return _write_plant(out, bb, images, responses, vertex, hemi, maps, feats.layer_names, noise_sd,
-                        dict(backbone=backbone, img_size=img_size, dim=dim, seed=seed))
+                        dict(backbone=backbone, img_size=img_size, dim=dim, seed=seed)), feats
 
 
 def graded_rf_size(layer_fraction: np.ndarray, eccentricity: np.ndarray, base: float = 0.02,
