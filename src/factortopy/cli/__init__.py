@@ -3,7 +3,8 @@
 Each sub-command lives in its own module ``factortopy.cli.<name>`` exposing ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only to build the parser,
 and they import torch & co. inside ``run`` so that ``factortopy --help`` stays fast. Options every
-command has (``--threads``) are added here, and applied before the command's work.
+command has (``--threads``) are added here, and applied before the command's work; a module whose
+work needs no torch says ``USES_TORCH = False`` (then torch is never imported: ``paint``).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
         add_threads_argument(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _uses_torch=getattr(module, "USES_TORCH", True))
     return parser
 
 
@@ -50,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        from factortopy.cli.options import apply_threads
+        if args._uses_torch:  # setting torch's threads imports torch (seconds): not for commands without it
+            from factortopy.cli.options import apply_threads
 
-        apply_threads(args)
+            apply_threads(args)
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -98,7 +98,8 @@ def add_threads_argument(parser) -> None:
 def apply_threads(args, stream=None) -> int:
     """Set torch's CPU threads from ``--threads`` (or :func:`default_threads`) before a command's
     work, and print a one-line note to ``stream`` (stderr, the progress output) when the machine's
-    load is above its CPU count, unless ``--quiet``. Returns the thread count set."""
+    load is above its CPU count and the count was chosen for the user (not with ``--threads``, nor
+    ``--quiet``). Returns the thread count set."""
     import sys
 
     import torch
@@ -106,8 +107,7 @@ def apply_threads(args, stream=None) -> int:
     n = args.threads if args.threads is not None else default_threads()
     torch.set_num_threads(n)
     load = machine_load()
-    if load is not None and load[0] > load[1] and not getattr(args, "quiet", False):
+    if load is not None and load[0] > load[1] and args.threads is None and not getattr(args, "quiet", False):
         print(f"note: the machine is oversubscribed (load average {load[0]:.1f} on {load[1]} CPUs): using {n} "
-              f"torch thread{'s' if n > 1 else ''}{'' if args.threads is not None else ' (--threads N to choose)'}",
-              file=stream or sys.stderr)
+              f"torch thread{'s' if n > 1 else ''} (--threads N to choose)", file=stream or sys.stderr)
     return n

@@ -6,6 +6,10 @@ import os
 
 HELP = "Paint fitted maps (layer, space, scale, channel, score) of one or more RUN_DIRs onto the cortex."
 
+#: painting is numpy + matplotlib: the command never imports torch (3-6 s of a paint command), so
+#: --threads has nothing to set
+USES_TORCH = False
+
 _VIEWS = ("lateral", "medial", "ventral", "dorsal", "posterior", "anterior", "flat")
 _STATIC = (".png", ".svg", ".pdf")
 

@@ -27,10 +27,17 @@ class Figure(matplotlib.figure.Figure):
     #: resolution of the notebook image (dots per inch); savefig keeps its own ``dpi=``
     repr_dpi = 100
 
+    def savefig(self, fname, **kwargs):
+        """matplotlib's savefig, cropped to what is drawn by default (``bbox_inches="tight"``): row
+        labels left of the brains and long colour-bar labels are never cut at the figure's edge.
+        Pass ``bbox_inches=None`` for the figure's own size."""
+        kwargs.setdefault("bbox_inches", "tight")
+        return super().savefig(fname, **kwargs)
+
     def _repr_png_(self) -> bytes:
         buf = io.BytesIO()
-        # bbox_inches="tight": what the inline backend does, so labels at the edges are not cut
-        self.savefig(buf, format="png", dpi=self.repr_dpi, bbox_inches="tight")
+        # tight (savefig's default here), as the inline backend does
+        self.savefig(buf, format="png", dpi=self.repr_dpi)
         return buf.getvalue()
 
 

@@ -89,7 +89,8 @@ def run_grid(run_dirs, rows=("layer", "space", "scale"), view: str = "posterior"
     """:func:`compare_figure` over RUN_DIRs (or selectors.npz / planted_truth.npz files).
 
     rows: map names (the same as :func:`~factortopy.viz.paint`'s ``what``). Column titles come from
-    each run's config.json unless ``titles`` are given; duplicated titles get a number appended.
+    each run's config.json unless ``titles`` are given; a title shared by several runs is followed by
+    what tells them apart (:func:`distinct_titles`: the differing tail of their paths).
     ``kw`` (hemis, surface, mesh, n_clusters, ax / axes, ...) go to :func:`compare_figure`.
     """
     from factortopy.runs.maps import load_maps
@@ -99,12 +100,29 @@ def run_grid(run_dirs, rows=("layer", "space", "scale"), view: str = "posterior"
     if titles is not None and len(titles) != len(loaded):
         raise ValueError(f"{len(titles)} titles for {len(loaded)} runs")
     names = list(titles) if titles is not None else [m["title"] for m in loaded]
-    columns = {}
-    for name, m in zip(names, loaded):
-        key = name
-        i = 2
-        while key in columns:
-            key = f"{name} ({i})"
-            i += 1
-        columns[key] = m
-    return compare_figure(columns, rows=rows, view=view, **kw)
+    return compare_figure(dict(zip(distinct_titles(names, run_dirs), loaded)), rows=rows, view=view, **kw)
+
+
+def distinct_titles(titles, paths) -> list[str]:
+    """Column titles, each shared title followed by what tells its runs apart: the shortest tail
+    of their paths that differs (``'resnet18 (seed1)'``, ``'resnet18 (a/run)'``), numbers only
+    when the paths are the same too."""
+    import os
+    from collections import Counter
+
+    titles = [str(t) for t in titles]
+    parts = [os.path.normpath(os.path.abspath(os.fspath(p))).split(os.sep) for p in paths]
+    out = list(titles)
+    for title, count in Counter(titles).items():
+        if count < 2:
+            continue
+        idx = [i for i, t in enumerate(titles) if t == title]
+        for depth in range(1, max(len(parts[i]) for i in idx) + 1):
+            tails = ["/".join(parts[i][-depth:]) for i in idx]
+            if len(set(tails)) == len(tails):
+                break
+        else:
+            tails = [str(k + 1) for k in range(len(idx))]
+        for i, tail in zip(idx, tails):
+            out[i] = f"{title} ({tail})"
+    return out

@@ -6,6 +6,7 @@ transparent over the sulcal background.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -187,7 +188,14 @@ def rf_size_painting(vertex, hemi, rf_size, grid: int | None = None, vmin=None, 
     lo, hi = C.value_range(s, 0.0 if vmin is None else vmin, vmax)
     ticks = np.linspace(lo, hi, 5)
     labels = [f"{t:.2g}" + ("" if grid is None else f" = {t * grid:.2g} cells") for t in ticks]
-    legend = _colorbar_legend(cmap, lo, hi, "RF sigma (image widths)", list(ticks), labels)
+    title = "RF sigma (image widths)"
+    if s.size and np.all(np.nan_to_num(s) == 0):
+        # a point receptive field (the default head) has size 0 everywhere: the map is all the
+        # colour of 0, so say why instead of showing a black cortex without a word
+        warnings.warn("every rf_size is 0: this run has a point receptive field (fit with --receptive-field "
+                      "gaussian to learn sizes); the rf-size map is uniform", stacklevel=2)
+        title = "RF sigma: 0 everywhere\n(a point RF; fit with\n--receptive-field gaussian)"
+    legend = _colorbar_legend(cmap, lo, hi, title, list(ticks), labels)
     return Painting(vertex, hemi, C.value_colors(s, cmap, lo, hi), "rf-size", legend=legend,
                     info={"rf_size": s, "grid": grid, "vmin": lo, "vmax": hi, "tick_labels": labels})
 
