@@ -138,3 +138,16 @@ def test_every_quoted_command_line_runs_on_tiny_data(tmp_path, monkeypatch, caps
         assert rc == 0, f"{where}: `{command}` ran as `factortopy {' '.join(expanded)}` -> exit {rc}: {err[-1500:]}"
         ran.append(expanded[0])
     assert {"demo", "fit", "layers", "evaluate", "baseline", "paint", "predict"} <= set(ran), ran
+
+
+def test_the_torch_range_the_readme_claims_is_the_one_ci_tests():
+    """README "Install" names the supported torch range; .ci/run installs its two ends; pyproject's
+    floor is the lower one."""
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    ci = open(os.path.join(ROOT, ".ci", "run")).read()
+    pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
+    low, high = re.search(r"supports \*\*torch (\d+\.\d+) to (\d+\.\d+)\*\*", readme).groups()
+    pins = re.findall(r"pip install -q torch==(\d+\.\d+)\.\d+ torchvision==", ci)
+    assert sorted(pins, key=lambda v: tuple(map(int, v.split(".")))) == [low, high], (pins, low, high)
+    assert f'"torch>={low}"' in pyproject
+    assert f"torch=={high}." in readme.split("## Install")[0]  # the commands at the top install the upper end

@@ -136,3 +136,26 @@ def test_the_cli_reports_an_unknown_roi_in_one_line(twins, tmp_path, capsys):
                  "--random-init", "--out", str(tmp_path / "run"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "streams/early" in err, err
+
+
+def test_your_own_data_takes_the_same_selection(twins, tmp_path):
+    """generic: ROI masks in rois.npz (a folder) or roi:<label> keys (an .npz), selected by rois= as
+    for Algonauts and NSD; here the Algonauts twin's masks, so the same spec keeps the same vertices."""
+    alg, nsd = twins
+    full = _load(f"algonauts:{alg['path']}")
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    np.save(folder / "images.npy", np.zeros((full.n_images, 8, 8, 3), np.uint8))
+    np.save(folder / "responses.npy", full.responses)
+    np.save(folder / "vertices.npy", np.stack([(full.hemi == "rh").astype(int), full.vertex], 1))
+    np.savez(folder / "rois.npz", **{k: m for k, m in full.extra["rois"].items() if k.startswith("streams/")})
+    for spec in SPECS:
+        mine = _load(with_options(f"generic:{folder}", rois=spec))
+        assert _columns(mine) == _expected(nsd["root"], spec)
+        assert mine.extra["vertex_set"] == f"as given & {spec.replace(',', '+')}"
+    np.savez(tmp_path / "mine.npz", images=np.zeros((full.n_images, 8, 8, 3), np.uint8), responses=full.responses,
+             vertices=np.stack([(full.hemi == "rh").astype(int), full.vertex], 1),
+             **{"roi:streams/early": full.extra["rois"]["streams/early"]})
+    assert _columns(_load(f"generic:{tmp_path / 'mine.npz'}?rois=streams/early")) == _expected(nsd["root"], "streams/early")
+    with pytest.raises(ValueError, match=r"unknown ROI 'prf-visualrois'.*valid: streams, streams/early"):
+        _load(f"generic:{tmp_path / 'mine.npz'}?rois=prf-visualrois")

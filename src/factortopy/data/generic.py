@@ -13,9 +13,12 @@ A folder::
     PATH/test_mask.npy      optional (n_images,) bool: held-out test images (``split=train``, the
                             default, leaves them out; ``split=test`` reads only them)
     PATH/noise_ceiling.npy  optional (n_vertices,) 0-1 fraction
+    PATH/rois.npz           optional ROI masks: one (n_vertices,) bool array per label, named
+                            ``<atlas>/<name>`` (or ``<atlas>``), as every loader's ``extra['rois']``
 
 or a single ``.npz`` with the same keys (``images`` as a uint8 array or ``image_paths`` as
-strings, ``responses``, ``vertices`` or ``coords``, ...). Responses are z-scored per vertex over the
+strings, ``responses``, ``vertices`` or ``coords``, ..., ROI masks as keys ``roi:<atlas>/<name>``).
+``rois=`` selects vertices in the grammar of every data kind (:func:`factortopy.data.rois.parse_roi_spec`). Responses are z-scored per vertex over the
 images unless ``zscore=False``.
 """
 from __future__ import annotations
@@ -38,6 +41,8 @@ def _read_folder(path: str) -> dict:
         f = os.path.join(path, f"{key}.npy")
         if os.path.isfile(f):
             out[key] = np.load(f, mmap_mode="r" if key == "responses" else None)
+    if os.path.isfile(os.path.join(path, "rois.npz")):
+        out.update({f"roi:{k}": v for k, v in _read_npz(os.path.join(path, "rois.npz")).items()})
     if os.path.isdir(os.path.join(path, "images")):
         folder = os.path.join(path, "images")
         out["image_paths"] = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
@@ -90,12 +95,27 @@ def zscore_columns(x: np.ndarray) -> np.ndarray:
     return ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
+def _roi_masks(d: dict, n_vox: int, path: str) -> dict:
+    """{label: (n_vertices,) bool} from the ``roi:<label>`` entries; wrong shapes or values are errors."""
+    out = {}
+    for key in [k for k in d if k.startswith("roi:")]:
+        label, mask = key[4:], np.asarray(d[key])
+        if not label or label.count("/") > 1:
+            raise ValueError(f"{path}: ROI {label!r}: name masks <atlas>/<name> or <atlas> (e.g. streams/early)")
+        if mask.shape != (n_vox,) or not (mask.dtype == bool or np.isin(mask, (0, 1)).all()):
+            raise ValueError(f"{path}: ROI {label!r} must be ({n_vox},) bool (one entry per vertex), got "
+                             f"{mask.dtype} {mask.shape}")
+        out[label] = mask.astype(bool)
+    return out
+
+
 def load_generic(path: str, split: str = "train", zscore: bool = True, surface: str = "sphere",
-                  mesh_dir: str | None = None) -> Subject:
+                  mesh_dir: str | None = None, rois: str | None = None) -> Subject:
     """Read the generic layout (a folder or an .npz, see the module doc) as a :class:`Subject`.
 
     split: 'train' (images not marked in test_mask; all images without one), 'test' (the marked
     images; needs test_mask) or 'all'. ``extra['test_mask']`` marks the test images of the result.
+    rois: keep the vertices of a ROI selection of the data's ROI masks (see :meth:`Subject.subset`).
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -159,12 +179,15 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         images = ImageSubset(images, index)
         responses, image_ids, test_mask = responses[index], image_ids[index], test_mask[index]
     extra = {"split": split, "vertex_set": "as given", "test_mask": test_mask}
+    masks = _roi_masks(d, n_vox, path)
+    if masks:
+        extra["rois"] = masks
     if "noise_ceiling" in d:
         nc = ceiling_as_fraction(np.asarray(d["noise_ceiling"]).ravel(), "fraction", f"{path} noise_ceiling")
         if nc.shape != (n_vox,):
             raise ValueError(f"{path}: noise_ceiling must have {n_vox} entries")
         extra["noise_ceiling"] = nc
-    return Subject(
+    subject = Subject(
         images=images,
         responses=zscore_columns(responses) if zscore else responses,
         vertex=vertex,
@@ -174,3 +197,4 @@ def load_generic(path: str, split: str = "train", zscore: bool = True, surface: 
         name=os.path.splitext(os.path.basename(path))[0],
         extra=extra,
     )
+    return subject if rois is None else subject.subset(rois)
