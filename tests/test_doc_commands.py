@@ -147,7 +147,7 @@ def test_the_torch_range_the_readme_claims_is_the_one_ci_tests():
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     pyproject = open(os.path.join(ROOT, "pyproject.toml")).read()
     low, high = re.search(r"supports \*\*torch (\d+\.\d+) to (\d+\.\d+)\*\*", readme).groups()
-    pins = re.findall(r"pip install -q torch==(\d+\.\d+)\.\d+ torchvision==", ci)
+    pins = re.findall(r"pip\"? install -q torch==(\d+\.\d+)\.\d+ torchvision==", ci)
     assert sorted(pins, key=lambda v: tuple(map(int, v.split(".")))) == [low, high], (pins, low, high)
     assert f'"torch>={low}"' in pyproject
     assert f"torch=={high}." in readme.split("## Install")[0]  # the commands at the top install the upper end
