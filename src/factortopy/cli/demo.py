@@ -63,7 +63,7 @@ def check_demo_folder(out: str) -> None:
 
 
 def _config_differences(recorded: dict, config) -> list[str]:
-    """'name: recorded X, now Y' for each fit setting that differs from a finished run's config."""
+    """'name: X then, Y now' for each fit setting that differs from a finished run's config."""
     import json
     from dataclasses import asdict
 
@@ -227,7 +227,8 @@ def run(args) -> int:
     print(f"hierarchy score (by ROI) planted {h['planted']['rho']:.3f} [{h['planted']['ci_low']:.3f}, "
           f"{h['planted']['ci_high']:.3f}], recovered {h['recovered']['rho']:.3f}"
           f" ({'within' if h['within_ci'] else 'outside'} the planted CI)")
-    print(f"done in {m['seconds']:.0f} s. Outputs in {os.path.abspath(args.out)}:")
+    done = "reused (fitted earlier" if m.get("reused") else "done"
+    print(f"{done} in {m['seconds']:.0f} s{')' if m.get('reused') else ''}. Outputs in {os.path.abspath(args.out)}:")
     for name in ("metrics.json", "run", "subject/subj01", *[os.path.relpath(f, args.out) for f in m.get("figures", [])]):
         print(f"  {os.path.join(os.path.abspath(args.out), name)}")
     return 0
