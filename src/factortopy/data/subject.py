@@ -72,8 +72,9 @@ class Subject:
 
         from factortopy.data.rois import ALL, roi_spec_text, select_rois
 
-        if isinstance(rois, str) or (not hasattr(rois, "dtype") and not isinstance(rois, (list, tuple))) \
-                or (isinstance(rois, (list, tuple)) and rois and isinstance(rois[0], str)):
+        mask = isinstance(rois, np.ndarray) or (isinstance(rois, (list, tuple)) and len(rois) > 0
+                                                  and isinstance(rois[0], (bool, np.bool_)))
+        if not mask:  # a selection: a string or a list of strings
             label = roi_spec_text(rois)
             if label == ALL:
                 return self
