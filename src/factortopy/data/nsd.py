@@ -243,7 +243,8 @@ def load_nsd(root: str, subject: int = 1, split: str = "train", rois="nsdgeneral
     ``<atlas>/<name>`` (the label the atlas's .mgz.ctab names, e.g. 'streams/early'), several joined
     by '+' or ',' (their union), 'all' = whole fsaverage; group atlases come from
     nsddata/freesurfer/fsaverage/label, per-subject classes through the subject's transform
-    (:func:`factortopy.data.rois.nsd_label`). An unknown atlas or name is an error listing the valid ones. trials_per_session: 750 in NSD
+    (:func:`factortopy.data.rois.nsd_label`). An unknown atlas or name is an error listing the
+    valid ones. trials_per_session: 750 in NSD
     (a parameter for tiny test files). sessions: how many sessions to expect (default the subject's:
     40, 40, 32, 30, 40, 32, 40, 30); missing trailing sessions are tolerated with a warning.
     nan: 'drop' (drop vertices with NaN/inf or zero variance in any session, with a warning
