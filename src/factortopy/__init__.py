@@ -32,6 +32,7 @@ _LAZY = {
     "make_planted_subject": "factortopy.datasets.planted",
     "FactorTopyEncoder": "factortopy.estimator",
     "predict": "factortopy.estimator",
+    "export_run": "factortopy.viz.export",
     # subpackages for notebooks: ``factortopy.viz.layer_map(...)`` after a plain ``import factortopy``
     "viz": "factortopy.viz",
     "analysis": "factortopy.analysis",

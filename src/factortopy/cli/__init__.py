@@ -13,7 +13,7 @@ import importlib
 import sys
 
 # order shown in --help
-COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint", "predict", "study")
+COMMANDS = ("demo", "fit", "layers", "evaluate", "baseline", "paint", "export", "predict", "study")
 
 
 class UserError(Exception):

@@ -18,19 +18,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                         help="run folder(s) with selectors.npz (or a selectors.npz / planted_truth.npz); "
                              "several give a grid, one column per run")
-    from factortopy.viz.kinds import MAP_KINDS, kinds_help
+    from factortopy.viz.kinds import kinds_help
 
-    parser.add_argument("--what", default="layer", choices=tuple(MAP_KINDS), metavar="MAP",
-                        help=f"map to paint (default layer): {kinds_help()}")
+    parser.add_argument("--what", default="layer", metavar="MAP",
+                        help=f"map to paint (default layer): {kinds_help()}; or any single-number map of the run, "
+                             "as `factortopy export` writes them (layer_expected, layer_argmax, space_x, "
+                             "channel_cluster, <split>_r, <split>_score, ...)")
     parser.add_argument("--view", nargs="+", default=None, choices=_VIEWS, metavar="VIEW",
                         help=f"view(s): {', '.join(_VIEWS)} (default: lateral medial ventral posterior for "
                              "one run, posterior for a grid, which uses the first view given)")
     parser.add_argument("--hemi", default="both", choices=("lh", "rh", "both"), help="hemisphere(s) (default both)")
     parser.add_argument("--surface", default="inflated", choices=("inflated", "pial", "white", "sphere"),
-                        help="fsaverage5 surface for the 3-D views (default inflated)")
+                        help="surface for the 3-D views (default inflated)")
+    from factortopy.surface import RESOLUTIONS
+
+    parser.add_argument("--mesh", default=None, choices=tuple(RESOLUTIONS),
+                        help="fsaverage member to draw on: fsaverage5 ships with nilearn; fsaverage6 and fsaverage "
+                             "are found in --mesh-dir, the run's NSD release, $NSD_ROOT, $SUBJECTS_DIR, "
+                             "$FREESURFER_HOME/subjects or nilearn's data dir (the first found; the command says "
+                             "which). Default: NSD's own fsaverage for an nsd: run whose release holds it, else "
+                             "fsaverage5 (vertices beyond it are not drawn)")
     parser.add_argument("--mesh-dir", default=None,
-                        help="FreeSurfer surf folder of full fsaverage (e.g. nsddata/freesurfer/fsaverage/surf) "
-                             "to draw all vertices instead of those on fsaverage5")
+                        help="a FreeSurfer subject or surf folder of an fsaverage member (e.g. "
+                             "$SUBJECTS_DIR/fsaverage or nsddata/freesurfer/fsaverage/surf) to draw on")
     parser.add_argument("--clusters", type=int, default=20, help="number of channel clusters (default 20)")
     parser.add_argument("--title", default=None, help="figure title (default from the run config)")
     parser.add_argument("--dpi", type=int, default=150, help="resolution of PNG output (default 150)")
@@ -51,17 +61,16 @@ def run(args: argparse.Namespace) -> int:
     if args.clusters < 1:
         raise ValueError("--clusters must be at least 1")
 
-    mesh = None
-    if args.mesh_dir:
-        from factortopy.surface import load_freesurfer_mesh
+    from factortopy.viz.meshes import paint_mesh, run_config
 
-        mesh = load_freesurfer_mesh(args.mesh_dir, args.surface)
+    mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir, [{"config": run_config(d)} for d in args.run_dirs])
+    print(f"mesh: {which}")
 
     if ext == ".html":
         if len(args.run_dirs) != 1:
             raise ValueError("the interactive .html view shows one run; give a single RUN_DIR")
         from factortopy.viz.interactive import interactive_html
-        from factortopy.viz.kinds import MAP_KINDS
+        from factortopy.viz.kinds import map_kind
         from factortopy.runs.maps import load_maps
         from factortopy.viz.paint_runs import painting_from_maps
 
@@ -69,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         painting = painting_from_maps(maps, args.what, args.clusters)
         interactive_html(painting, out, args.hemi, args.surface, mesh,
                          title=args.title or f"{maps['title']}: {args.what}", maps=maps,
-                         description=f"{args.what}: {MAP_KINDS[args.what].description}")
+                         description=f"{args.what}: {map_kind(args.what, maps).description}")
     else:
         from factortopy.viz.paint_runs import paint
 

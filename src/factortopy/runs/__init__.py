@@ -20,8 +20,8 @@ from factortopy.runs.columns import align_columns, column_keys, match_columns
 
 __all__ = ["CONFIG", "MODEL", "SELECTORS", "SCORES", "METRICS", "TRAIN_LOG", "RESPONSE_STATS", "CHECKPOINT",
            "CHECKSUMS", "RIDGE", "PLANTED_TRUTH", "KINDS", "Run", "RunConfig", "align_columns", "column_keys",
-           "eval_files", "match_columns", "open_run", "read_config", "read_json", "read_npz", "register_kind",
-           "verify_checksum", "write_checksums", "write_json"]
+           "eval_files", "eval_splits", "match_columns", "open_run", "read_config", "read_json", "read_npz",
+           "register_kind", "verify_checksum", "write_checksums", "write_json"]
 
 # ---- file names (the only place they are spelled) ------------------------------------------------
 CONFIG = "config.json"  # everything needed to rebuild the model and redo the run
@@ -40,6 +40,14 @@ CHECKSUMS = "checksums.json"  # SHA-256 of the run's data files, written just be
 def eval_files(split: str) -> tuple[str, str]:
     """(per-vertex .npz, summary .json) names written by ``factortopy evaluate --split SPLIT``."""
     return f"eval_{split}.npz", f"eval_{split}.json"
+
+
+def eval_splits(run_dir) -> list[str]:
+    """The splits ``factortopy evaluate`` has scored in ``run_dir`` (those with an eval_<split>.npz), sorted."""
+    prefix, suffix = eval_files("\0")[0].split("\0")
+    names = os.listdir(run_dir) if os.path.isdir(run_dir) else []
+    return sorted(n[len(prefix):-len(suffix)] for n in names
+                  if n.startswith(prefix) and n.endswith(suffix) and len(n) > len(prefix) + len(suffix))
 
 
 # ---- JSON ----------------------------------------------------------------------------------------

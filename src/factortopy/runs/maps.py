@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from factortopy.runs import CONFIG, PLANTED_TRUTH, SCORES, SELECTORS, read_json, read_npz, run_title
+from factortopy.runs import (CONFIG, PLANTED_TRUTH, SCORES, SELECTORS, eval_files, eval_splits, read_json, read_npz,
+                             run_title)
 from factortopy.runs.columns import match_columns
 
 #: arrays of selectors.npz / planted_truth.npz that are not per-vertex maps
@@ -17,8 +18,10 @@ def load_maps(path) -> dict:
 
     Returns a dict with ``vertex`` (N,) int64, ``hemi`` (N,) str, ``layer_names`` list[str],
     ``layer_probs`` (N, L), ``space_xy`` (N, 2), ``scale`` (N,), ``readout`` (N, D) when stored,
-    ``r`` / ``r2`` (N,) the validation Pearson r and R^2 from scores.npz when present (NaN
-    for vertices it lacks), ``config`` (dict or None), ``title`` (str) and ``path``.
+    ``r`` / ``r2`` (N,) the held-out Pearson r and R^2 from scores.npz when present, and for each
+    split ``factortopy evaluate`` scored (eval_<split>.npz) ``<split>_r``, ``<split>_r2`` and, where
+    the data carry a noise ceiling, ``<split>_score`` (the noise-normalised Algonauts score, %)
+    (all NaN for vertices a file lacks), ``config`` (dict or None), ``title`` (str) and ``path``.
     """
     p = Path(path)
     if not p.exists():
@@ -52,15 +55,18 @@ def load_maps(path) -> dict:
         out["layer_names"] = [str(x) for x in raw["layer_names"]]
     elif "layer_probs" in raw:
         out["layer_names"] = [f"layer {i}" for i in range(raw["layer_probs"].shape[1])]
-    scores = run_dir / SCORES
-    if scores.exists() and npz.name == SELECTORS:
-        sc = read_npz(scores)
-        idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
-        for k in ("r", "r2"):
-            if k in sc:
-                vals = np.full(n, np.nan)
-                vals[idx >= 0] = sc[k][idx[idx >= 0]]
-                out[k] = vals
+    if npz.name == SELECTORS:
+        # the fit's held-out scores as r / r2; evaluate's as <split>_r, <split>_r2, <split>_score
+        scored = [(SCORES, "")] if (run_dir / SCORES).exists() else []
+        scored += [(eval_files(split)[0], f"{split}_") for split in eval_splits(run_dir)]
+        for name, prefix in scored:
+            sc = read_npz(run_dir / name)
+            idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
+            for k in ("r", "r2", "score"):
+                if k in sc and (prefix or k != "score"):
+                    vals = np.full(n, np.nan)
+                    vals[idx >= 0] = sc[k][idx[idx >= 0]]
+                    out[prefix + k] = vals
     config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else None
     out["config"] = config
     fallback = run_dir.name if npz.name == SELECTORS else f"{run_dir.name} (planted truth)"

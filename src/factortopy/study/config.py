@@ -22,6 +22,13 @@ A TOML file (or the same structure as a dict)::
     [fit]                                    # FitConfig fields (factortopy.fitting.fit.FitConfig)
     epochs = 10
 
+    [launcher]                               # optional: each fit a SLURM job (factortopy.study.launch)
+    kind = "slurm"                           # or "local" (submitit, this machine); default "process"
+    partition = "gpu"
+    gpus_per_job = 1
+    time = "4:00:00"
+    mem = "32G"
+
     [finetune]                               # optional: the fine-tuning study (factortopy.study.forgetting)
     bases = ["MobileNetV2 (ImageNet)"]       # backbone labels above (or base = ONE label)
     probe = "probe/"                         # labelled images no fine-tuning used: the forgetting probe
@@ -91,6 +98,7 @@ class Study:
     base_dir: str = "."
     finetune: object | None = None  # factortopy.study.forgetting.ForgettingConfig ([finetune])
     scaling: object | None = None  # factortopy.study.scaling.ScalingConfig ([scaling])
+    launcher: dict = field(default_factory=dict)  # the [launcher] section (factortopy.study.launch)
 
     def backbone(self, label: str) -> StudyBackbone:
         for b in self.backbones:
@@ -248,7 +256,7 @@ def load_study(source, base_dir: str | None = None) -> Study:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"study file {path} not found")
         raw, base = read_study_file(path), os.path.dirname(os.path.abspath(path))
-    _unknown(raw, ("study", "subjects", "backbones", "fit", "finetune", "scaling"), "the study file")
+    _unknown(raw, ("study", "subjects", "backbones", "fit", "finetune", "scaling", "launcher"), "the study file")
     head = dict(raw.get("study") or {})
     _unknown(head, STUDY_KEYS, "[study]")
     subjects = {}
@@ -279,10 +287,14 @@ def load_study(source, base_dir: str | None = None) -> Study:
     fit = dict(raw.get("fit") or {})
     _unknown(fit, {f.name for f in fields(FitConfig)}, "[fit]")
     FitConfig(**fit)  # wrong types fail here, before any work
+    from factortopy.study.launch import check_settings
+
+    launcher = dict(raw.get("launcher") or {})
+    check_settings(launcher)  # where the fits run (factortopy.study.launch); never part of a run's digest
     return Study(subjects=subjects, backbones=backbones, fit=fit, n_boot=int(head.get("n_boot", 1000)),
                  device=str(head.get("device", fit.get("device", "cpu"))), gpus=head.get("gpus"),
                  name=str(head.get("name", "study")), view=str(head.get("view", "posterior")), base_dir=base,
-                 finetune=finetune, scaling=scaling)
+                 finetune=finetune, scaling=scaling, launcher=launcher)
 
 
 def pair_digest(spec, data: str, fit: dict) -> str:

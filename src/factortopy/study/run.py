@@ -121,14 +121,14 @@ def _fit_here(pending: list, out: str, device: str, progress: bool) -> None:
 def _fit_sweep(pending: list, out: str, gpus: list, device: str, progress: bool) -> None:
     from factortopy.fitting.distributed import run_sweep
     from factortopy.runs import write_json
+    from factortopy.study.worker import job_for
 
     job_dir = os.path.join(out, "jobs")
     os.makedirs(job_dir, exist_ok=True)
     jobs = []
     for i, p in enumerate(pending):
         path = os.path.join(job_dir, f"job_{i}.json")
-        write_json(path, dict(data=p.data, spec=p.backbone.spec.to_dict(), fit={**p.fit, "device": device},
-                              out=p.run_dir, cache_dir=os.path.join(out, "features")))
+        write_json(path, job_for(p, out, device))
         jobs.append([sys.executable, "-m", "factortopy.study.worker", path])
     codes = run_sweep(jobs, gpus, log_dir=job_dir, verbose=progress)
     failed = [f"{pending[i].backbone.label} on {pending[i].subject} (log {job_dir}/job_{i}.log)"
@@ -151,21 +151,27 @@ def choose_gpus(study: Study, gpus=None) -> list | None:
 
 
 def run_study(source, out, progress: bool = True, gpus=None, device: str | None = None, figures: bool = True,
-              base_dir: str | None = None) -> dict:
+              base_dir: str | None = None, launcher=None) -> dict:
     """Run the study ``source`` (a TOML file or a dict; see :mod:`factortopy.study.config`) into
     the directory ``out``: fit what is not fitted, then write the table, figures and page.
 
     gpus: GPU ids to run one fit process on each (default: every visible GPU when the device is
     CUDA and there are several). device: overrides the study's. figures: False writes the table
-    only. Returns {'summary': rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or
+    only. launcher: where the fits run, over the study file's ``[launcher]``: 'process' (here),
+    'local' or 'slurm' (one submitit job per fit), or a dict of
+    :class:`~factortopy.study.launch.LaunchSettings` fields.
+    Returns {'summary': rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or
     None, 'fitted': n (runs fitted now, refits and data-scaling subsets included)}.
     """
+    from factortopy.study.launch import settings_for
+
     from factortopy.runs import write_json
     from factortopy.study.summary import write_summary
 
     study = load_study(source, base_dir=base_dir)
     if device is not None:
         study.device = device
+    launch_settings = settings_for(study.launcher, **({"kind": launcher} if isinstance(launcher, str) else launcher or {}))
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     make_checkpoints(study, out, progress)
@@ -182,8 +188,12 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     everything = todo + extra
     pending = [p for p in everything if not is_finished(p)]
     _log(f"{len(everything) - len(pending)} of {len(everything)} runs finished; fitting {len(pending)}", progress)
-    sweep = choose_gpus(study, gpus)
-    if pending and sweep:
+    sweep = choose_gpus(study, gpus) if launch_settings.kind == "process" else None
+    if pending and launch_settings.kind != "process":
+        from factortopy.study.launch import launch
+
+        launch(pending, out, launch_settings, study.device, progress)
+    elif pending and sweep:
         _fit_sweep(pending, out, sweep, study.device, progress)
     elif pending:
         _fit_here(pending, out, study.device, progress)

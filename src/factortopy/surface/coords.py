@@ -3,9 +3,9 @@
 A vertex index < 10,242 has an exact coordinate from the fsaverage5 mesh that ships with nilearn,
 offline. Other vertices need a full mesh: pass ``mesh_dir`` or set ``FACTORTOPY_FSAVERAGE_DIR`` to a
 folder with ``{lh,rh}.sphere`` (FreeSurfer's ``$SUBJECTS_DIR/fsaverage/surf`` or NSD's
-``nsddata/freesurfer/fsaverage/surf``); without either, ``$SUBJECTS_DIR/fsaverage``,
+``nsddata/freesurfer/fsaverage/surf``); without either, ``$NSD_ROOT``'s release, ``$SUBJECTS_DIR/fsaverage``,
 ``$FREESURFER_HOME/subjects/fsaverage`` and nilearn's data dir are searched (FreeSurfer ``lh.sphere``
-or nilearn ``sphere_left.gii.gz`` names). Whenever a full mesh is read, its nesting with fsaverage5 is
+or nilearn ``sphere_left.gii.gz`` names; :mod:`factortopy.surface.find`). Whenever a full mesh is read, its nesting with fsaverage5 is
 checked (sphere coordinates of the first 10,242 vertices must agree); a mismatch is an error.
 """
 from __future__ import annotations
@@ -15,50 +15,21 @@ from functools import lru_cache
 
 import numpy as np
 
-from factortopy.surface.mesh import (FSAVERAGE5_N, FSAVERAGE_N, HEMIS, SURFACES, check_hemi, fsaverage5_surface,
-                                     mesh_file, read_surface)
-
-#: environment variable naming the folder of a full fsaverage mesh
-ENV_MESH_DIR = "FACTORTOPY_FSAVERAGE_DIR"
-
-
-def _candidate_dirs(mesh_dir: str | None):
-    """Where a full fsaverage mesh may be, in order of precedence (explicit choices first)."""
-    if mesh_dir:
-        yield mesh_dir, True
-        return
-    if os.environ.get(ENV_MESH_DIR):
-        yield os.environ[ENV_MESH_DIR], True
-        return
-    if os.environ.get("SUBJECTS_DIR"):
-        yield os.path.join(os.environ["SUBJECTS_DIR"], "fsaverage"), False
-    if os.environ.get("FREESURFER_HOME"):
-        yield os.path.join(os.environ["FREESURFER_HOME"], "subjects", "fsaverage"), False
-    for base in (os.environ.get("NILEARN_DATA"), os.path.join(os.path.expanduser("~"), "nilearn_data")):
-        if base:
-            yield os.path.join(base, "fsaverage"), False
-
+from factortopy.surface.find import ENV_MESH_DIR, find_fsaverage
+from factortopy.surface.mesh import (FSAVERAGE5_N, FSAVERAGE_N, HEMIS, check_hemi, fsaverage5_surface, mesh_file,
+                                     read_surface)
 
 def full_mesh_dir(mesh_dir: str | None = None, surface: str = "sphere") -> str | None:
     """The folder with full-fsaverage surfaces, or None (then only fsaverage5 is available).
 
-    Looks at, in order: ``mesh_dir`` (a folder with ``lh.sphere`` ... or its parent with ``surf/``),
-    the ``FACTORTOPY_FSAVERAGE_DIR`` environment variable, ``$SUBJECTS_DIR/fsaverage``,
+    Looks where :func:`~factortopy.surface.find.find_fsaverage` looks, in its order: ``mesh_dir`` (a
+    folder with ``lh.sphere`` ... or its parent with ``surf/``), ``$FACTORTOPY_FSAVERAGE_DIR``,
+    ``$NSD_ROOT``'s ``nsddata/freesurfer/fsaverage``, ``$SUBJECTS_DIR/fsaverage``,
     ``$FREESURFER_HOME/subjects/fsaverage``, nilearn's data dir (``~/nilearn_data/fsaverage``).
     An explicit folder (argument or environment variable) without the surface is an error.
     """
-    for folder, explicit in _candidate_dirs(mesh_dir):
-        folder = os.path.abspath(os.path.expanduser(folder))
-        for sub in (os.path.join(folder, "surf"), folder):
-            if os.path.isdir(sub) and mesh_file(sub, "lh", surface) and mesh_file(sub, "rh", surface):
-                return sub
-        if explicit:
-            raise FileNotFoundError(
-                f"no full fsaverage {surface} surface in {folder} (nor in {folder}/surf): expected "
-                f"lh.{surface} and rh.{surface} (FreeSurfer) or {SURFACES.get(surface, surface)}_left.gii.gz "
-                "and ..._right.gii.gz (nilearn)"
-            )
-    return None
+    where = find_fsaverage("fsaverage", surface, mesh_dir, required=False)
+    return where.folder if where else None
 
 
 def check_nesting(mesh_dir: str, hemi: str, atol: float = 1e-2) -> None:

@@ -16,9 +16,12 @@ import numpy as np
 
 #: hemisphere names, in the order every array of the project lists them (left first)
 HEMIS = ("lh", "rh")
-#: vertices per hemisphere of fsaverage5 and of full fsaverage (fsaverage7)
+#: vertices per hemisphere of fsaverage5, fsaverage6 and full fsaverage (fsaverage7)
 FSAVERAGE5_N = 10242
+FSAVERAGE6_N = 40962
 FSAVERAGE_N = 163842
+#: the nested fsaverage family, smallest first: name -> vertices per hemisphere
+RESOLUTIONS = {"fsaverage5": FSAVERAGE5_N, "fsaverage6": FSAVERAGE6_N, "fsaverage": FSAVERAGE_N}
 #: surfaces (our names -> nilearn's file prefix; FreeSurfer files are ``lh.<our name>``)
 SURFACES = {"inflated": "infl", "pial": "pial", "white": "white", "sphere": "sphere", "flat": "flat"}
 _SIDE = {"lh": "left", "rh": "right"}
@@ -50,6 +53,8 @@ class Mesh:
 
     hemis: dict = field(default_factory=dict)
     surface: str = "inflated"
+    #: where it was read from, in words (e.g. "fsaverage5 (nilearn)", "fsaverage from $SUBJECTS_DIR/fsaverage")
+    name: str = ""
 
     def __getitem__(self, hemi: str) -> Hemi:
         return self.hemis[hemi]
@@ -122,7 +127,7 @@ def read_mesh(folder, surface: str = "inflated", name: str = "") -> Mesh:
             if a is not None:
                 a.setflags(write=False)
         hemis[hemi] = Hemi(coords, faces, sulc, name=f"{name or folder} {surface} {hemi}")
-    return Mesh(hemis, surface)
+    return Mesh(hemis, surface, name=name or folder)
 
 
 @functools.lru_cache(maxsize=None)
@@ -192,3 +197,47 @@ def to_mesh_index(vertex: np.ndarray, n_mesh: int) -> np.ndarray:
             stacklevel=3,
         )
     return keep
+
+
+def resolution_of(vertex) -> str:
+    """The smallest member of the nested fsaverage family (:data:`RESOLUTIONS`) holding every index.
+
+    vertex: (N,) int fsaverage indices (within their hemispheres). By nesting, index k names the same
+    point on every member with more than k vertices, so data on these vertices lose nothing on it.
+    """
+    vertex = np.asarray(vertex)
+    if vertex.size and (vertex.min() < 0 or vertex.max() >= FSAVERAGE_N):
+        raise ValueError(f"vertex indices must lie in 0..{FSAVERAGE_N - 1} (fsaverage indices); got "
+                         f"{vertex.min()}..{vertex.max()}")
+    top = int(vertex.max()) if vertex.size else -1
+    return next(name for name, n in RESOLUTIONS.items() if top < n)
+
+
+def check_resolution(name: str) -> int:
+    """Vertices per hemisphere of the fsaverage member ``name``; unknown names are an error."""
+    if name not in RESOLUTIONS:
+        raise ValueError(f"unknown fsaverage resolution {name!r}; valid: {', '.join(RESOLUTIONS)}")
+    return RESOLUTIONS[name]
+
+
+def on_resolution(vertex, hemi, values, resolution: str, fill) -> dict:
+    """Per-vertex ``values`` spread onto whole hemispheres of fsaverage member ``resolution``.
+
+    vertex (N,) int, hemi (N,) 'lh'/'rh', values (N, ...) -> {hemi: (V, ...) array of values' dtype},
+    ``fill`` (NaN, 0, ...) at every vertex not given. A vertex beyond the member is an error (choose a
+    larger member, or the one :func:`resolution_of` names).
+    """
+    n = check_resolution(resolution)
+    vertex = np.asarray(vertex, np.int64)
+    hemi = np.asarray(hemi).astype(str)
+    values = np.asarray(values)
+    if vertex.size and vertex.max() >= n:
+        raise ValueError(f"{int((vertex >= n).sum())} vertices have indices >= {n}, beyond {resolution}: "
+                         f"write on {resolution_of(vertex)} (or full fsaverage) instead")
+    out = {}
+    for h in HEMIS:
+        sel = hemi == h
+        arr = np.full((n,) + values.shape[1:], fill, dtype=values.dtype)
+        arr[vertex[sel]] = values[sel]
+        out[h] = arr
+    return out

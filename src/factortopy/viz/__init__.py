@@ -39,6 +39,9 @@ _LAZY = {
     "plot_layer_profiles": "factortopy.viz.profiles",
     # interactive
     "interactive_html": "factortopy.viz.interactive",
+    # files for other tools (GIfTI, FreeSurfer, nilearn) and the single-number maps they hold
+    "export_run": "factortopy.viz.export",
+    "surface_images": "factortopy.viz.export",
     # map kinds (the names paint / run_grid / the CLI accept)
     "MAP_KINDS": "factortopy.viz.kinds",
     "MapKind": "factortopy.viz.kinds",
@@ -46,6 +49,7 @@ _LAZY = {
     # meshes and views
     "fsaverage5": "factortopy.surface",
     "load_freesurfer_mesh": "factortopy.surface",
+    "load_fsaverage": "factortopy.surface",
     "VIEWS": "factortopy.viz.render",
 }
 

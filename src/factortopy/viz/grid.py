@@ -5,8 +5,9 @@ from factortopy.viz.kinds import check_needs, map_kind
 
 
 def _row_kind(row: str, columns: dict):
-    """The map kind of a row: a registered name, or a per-vertex key that some column has."""
-    have = [d for d in columns.values() if row in d]
+    """The map kind of a row: a registered name, or a map of the columns (a per-vertex key, or a
+    single-number map made from one, :mod:`factortopy.viz.vertex_maps`)."""
+    have = [d for d in columns.values() if row in d] or list(columns.values())
     return map_kind(row, have[0] if have else {})
 
 

@@ -96,6 +96,30 @@ def _shared_rf_range(columns, options):
 
 
 _SCORES = " (scores.npz missing? a finished fit writes it)"
+
+
+def _score_keys(maps) -> list[str]:
+    return sorted(k for k in maps if k.endswith("_score") and maps.get(k) is not None and np.ndim(maps[k]) == 1)
+
+
+def _score_key(maps) -> str:
+    """The per-vertex noise-normalised score of the one split ``factortopy evaluate`` scored with a noise
+    ceiling; none or several is an error saying what to do (never a silent choice of split)."""
+    keys = _score_keys(maps)
+    if len(keys) == 1:
+        return keys[0]
+    where = maps.get("path", "the run")
+    if not keys:
+        raise ValueError(f"{where} has no noise-normalised score: run `factortopy evaluate {where}` (--split heldout "
+                         "or test) on data that carry a noise ceiling first (it writes eval_<split>.npz)")
+    raise ValueError(f"{where} has noise-normalised scores of several splits: choose one with --what "
+                     + " or --what ".join(keys))
+
+
+def _shared_score(columns, options):
+    vals = [np.asarray(c[_score_key(c)], float) for c in columns if _score_keys(c)]
+    lo, hi = C.value_range(np.concatenate(vals) if vals else np.zeros(1), 0.0)
+    return {"vmin": lo, "vmax": max(hi, 1e-9), "cmap": "viridis"}
 for _kind in (
     MapKind("layer", ("layer_probs",), _layer,
             "expected layer (blue = first, red = last), brightness = confidence of the layer selector",
@@ -113,22 +137,54 @@ for _kind in (
     # 'r', not 'score': in factortopy a score is the noise-normalised Algonauts score (evaluation)
     _value_kind("r", "r", "held-out Pearson r per vertex (scores.npz: images that chose nothing)", _SCORES),
     _value_kind("r2", "r2", "held-out R^2 per vertex (scores.npz)", _SCORES),
+    MapKind("score", (), lambda m, o: _value_kind("score", _score_key(m), "").paint(m, o),
+            "noise-normalised Algonauts score per vertex, % of the noise ceiling (factortopy evaluate on data "
+            "with a noise ceiling; each split's as <split>_score)", _shared_score),
     _value_kind("ceiling_r", "ceiling_r", "noise ceiling as a correlation, per vertex (planted truth)"),
 ):
     register_map_kind(_kind)
 
 
 def map_kind(name: str, maps: dict | None = None) -> MapKind:
-    """The registered kind ``name``, else a plain value map of the per-vertex key ``name``.
+    """The registered kind ``name``, else a single-number map of the run
+    (:mod:`factortopy.viz.vertex_maps`: ``layer_argmax``, ``space_x``, ``test_score``, any per-vertex key).
 
-    maps: when given, the key must be in it. Unknown names are an error listing the valid ones.
+    maps: when given, the run must have the map. Unknown names are an error listing the valid ones.
     """
+    from factortopy.viz import vertex_maps as V
+
     kind = MAP_KINDS.get(name)
     if kind is not None:
         return kind
-    if maps is None or name in maps and np.ndim(maps[name]) == 1 and name not in ("vertex", "hemi"):
+    if maps is None:
         return _value_kind(name, name, f"per-vertex {name}")
-    raise ValueError(f"unknown map {name!r}; valid: {', '.join(MAP_KINDS)}, or a per-vertex key of the maps")
+    if name in V.available(maps):
+        return _vertex_map_kind(name)
+    raise ValueError(f"unknown map {name!r}; valid: {', '.join(MAP_KINDS)}, or one of the run's single-number maps: "
+                     f"{', '.join(n for n in V.available(maps) if n not in MAP_KINDS and V.kind_of(maps, n) != 'frames')}")
+
+
+def _vertex_map_kind(name: str) -> MapKind:
+    """A single-number map of :mod:`factortopy.viz.vertex_maps` as a paintable kind (labels in their
+    table's colours; values on one colour scale shared along a grid row)."""
+    from factortopy.viz import vertex_maps as V
+
+    def paint(maps, options):
+        vmap = V.vertex_map(maps, name, options.get("n_clusters", 20))
+        if vmap.kind == "continuous" and "vmin" in options:
+            return M.value_painting(maps["vertex"], maps["hemi"], vmap.values, options.get("cmap"), options["vmin"],
+                                    options["vmax"], label=name)
+        return V.painting(maps, vmap)
+
+    def share(columns, options):
+        have = [c for c in columns if name in V.available(c)]
+        if not have or V.kind_of(have[0], name) != "continuous":
+            return {}  # labels: each column's own table
+        lo, hi = C.value_range(np.concatenate([V.vertex_map(c, name).values for c in have]))
+        return {"vmin": lo, "vmax": hi, "cmap": "RdBu_r" if lo < 0 < hi else "viridis"}
+
+    needs = V.VERTEX_MAPS[name].needs if name in V.VERTEX_MAPS else (name,)
+    return MapKind(name, tuple(needs), paint, V.description({}, name), share)
 
 
 def check_needs(kind: MapKind, maps: dict, source: str, context: str = "") -> None:
