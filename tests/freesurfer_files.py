@@ -59,16 +59,12 @@ def gifti_arrays(path):
     xml = ET.parse(path).getroot().findall("DataArray")
     img = nib.load(path)
     assert len(xml) == len(img.darrays)
-    return [(x.get("Intent"), {md.findtext("Name"): md.findtext("Value") for md in x.findall("MetaData/MD")}.get("Name"),
-             np.asarray(da.data)) for x, da in zip(xml, img.darrays)]
+    names = [{md.findtext("Name"): md.findtext("Value") for md in x.findall("MetaData/MD")}.get("Name") for x in xml]
+    return [(x.get("Intent"), name, np.asarray(da.data)) for x, name, da in zip(xml, names, img.darrays)]
 
 
 def read_lut(path):
     """{index: (name, (R, G, B))} of a FreeSurfer colour table (``index name R G B A`` lines, # comments)."""
-    table = {}
     with open(path) as f:
-        for line in f:
-            parts = line.split()
-            if parts and not parts[0].startswith("#"):
-                table[int(parts[0])] = (parts[1], tuple(int(x) for x in parts[2:5]))
-    return table
+        rows = [line.split() for line in f if line.split() and not line.lstrip().startswith("#")]
+    return {int(p[0]): (p[1], tuple(int(x) for x in p[2:5])) for p in rows}

@@ -112,7 +112,8 @@ def test_paint_mesh_says_which_and_nsd_runs_use_their_release(homes, clean_env, 
     other = tmp_path / "other_run"
     write_run(other, n_per=150, seed=7, full=True)
     assert main(["paint", str(other), "--mesh", "fsaverage"] + args) == 0
-    assert f"mesh: fsaverage from $SUBJECTS_DIR/fsaverage: {homes['subjects']}/fsaverage/surf" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"mesh: fsaverage from $SUBJECTS_DIR/fsaverage: {homes['subjects']}/fsaverage/surf" in said
     surface_mesh._NOTED_DROP = False
     with pytest.warns(UserWarning, match="not on this 40962-vertex mesh"):  # a smaller member drops, and says so
         assert main(["paint", str(other), "--mesh", "fsaverage6", "--surface", "pial"] + args) == 0

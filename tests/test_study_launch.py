@@ -31,7 +31,8 @@ def subject_dir(tmp_path_factory):
 def _study(subject_dir):
     return {"study": {"n_boot": 20, "name": "two seeds"},
             "subjects": [{"name": "subj01", "data": f"algonauts:{subject_dir}"}],
-            "backbones": [{"label": "random a", "name": "resnet18", "random_init": True, "img_size": 32, "layers": LAYERS},
+            "backbones": [{"label": "random a", "name": "resnet18", "random_init": True, "img_size": 32,
+                           "layers": LAYERS},
                           {"label": "random b", "name": "resnet18", "random_init": True, "seed": 2, "img_size": 32,
                            "layers": LAYERS}],
             "fit": FIT}

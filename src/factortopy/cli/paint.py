@@ -63,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     from factortopy.viz.meshes import paint_mesh, run_config
 
-    mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir, [{"config": run_config(d)} for d in args.run_dirs])
+    mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir,
+                             [{"config": run_config(d)} for d in args.run_dirs])
     print(f"mesh: {which}")
 
     if ext == ".html":

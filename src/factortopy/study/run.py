@@ -163,15 +163,15 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     Returns {'summary': rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or
     None, 'fitted': n (runs fitted now, refits and data-scaling subsets included)}.
     """
-    from factortopy.study.launch import settings_for
-
     from factortopy.runs import write_json
+    from factortopy.study.launch import settings_for
     from factortopy.study.summary import write_summary
 
     study = load_study(source, base_dir=base_dir)
     if device is not None:
         study.device = device
-    launch_settings = settings_for(study.launcher, **({"kind": launcher} if isinstance(launcher, str) else launcher or {}))
+    launch_settings = settings_for(study.launcher,
+                                   **({"kind": launcher} if isinstance(launcher, str) else dict(launcher or {})))
     out = os.path.abspath(os.fspath(out))
     os.makedirs(out, exist_ok=True)
     make_checkpoints(study, out, progress)

@@ -3,9 +3,10 @@
 A vertex index < 10,242 has an exact coordinate from the fsaverage5 mesh that ships with nilearn,
 offline. Other vertices need a full mesh: pass ``mesh_dir`` or set ``FACTORTOPY_FSAVERAGE_DIR`` to a
 folder with ``{lh,rh}.sphere`` (FreeSurfer's ``$SUBJECTS_DIR/fsaverage/surf`` or NSD's
-``nsddata/freesurfer/fsaverage/surf``); without either, ``$NSD_ROOT``'s release, ``$SUBJECTS_DIR/fsaverage``,
-``$FREESURFER_HOME/subjects/fsaverage`` and nilearn's data dir are searched (FreeSurfer ``lh.sphere``
-or nilearn ``sphere_left.gii.gz`` names; :mod:`factortopy.surface.find`). Whenever a full mesh is read, its nesting with fsaverage5 is
+``nsddata/freesurfer/fsaverage/surf``); without either, ``$NSD_ROOT``'s release,
+``$SUBJECTS_DIR/fsaverage``, ``$FREESURFER_HOME/subjects/fsaverage`` and nilearn's data dir are
+searched (FreeSurfer ``lh.sphere`` or nilearn ``sphere_left.gii.gz`` names;
+:mod:`factortopy.surface.find`). Whenever a full mesh is read, its nesting with fsaverage5 is
 checked (sphere coordinates of the first 10,242 vertices must agree); a mismatch is an error.
 """
 from __future__ import annotations

@@ -97,7 +97,8 @@ def find_fsaverage(resolution: str = "fsaverage", surface: str = "inflated", mes
         if explicit:
             raise FileNotFoundError(f"no {_label(resolution)} {surface} surface in {folder} (nor in {folder}/surf), "
                                     f"given as {what}: expected {_expected(surface)}")
-        looked.append(f"{what}: {folder} ({'no ' + surface + ' surfaces there' if os.path.isdir(folder) else 'absent'})")
+        why = f"no {surface} surfaces there" if os.path.isdir(folder) else "absent"
+        looked.append(f"{what}: {folder} ({why})")
     if not required:
         return None
     raise FileNotFoundError(

@@ -120,6 +120,8 @@ def _shared_score(columns, options):
     vals = [np.asarray(c[_score_key(c)], float) for c in columns if _score_keys(c)]
     lo, hi = C.value_range(np.concatenate(vals) if vals else np.zeros(1), 0.0)
     return {"vmin": lo, "vmax": max(hi, 1e-9), "cmap": "viridis"}
+
+
 for _kind in (
     MapKind("layer", ("layer_probs",), _layer,
             "expected layer (blue = first, red = last), brightness = confidence of the layer selector",
@@ -160,8 +162,9 @@ def map_kind(name: str, maps: dict | None = None) -> MapKind:
         return _value_kind(name, name, f"per-vertex {name}")
     if name in V.available(maps):
         return _vertex_map_kind(name)
+    paintable = [n for n in V.available(maps) if n not in MAP_KINDS and V.kind_of(maps, n) != "frames"]
     raise ValueError(f"unknown map {name!r}; valid: {', '.join(MAP_KINDS)}, or one of the run's single-number maps: "
-                     f"{', '.join(n for n in V.available(maps) if n not in MAP_KINDS and V.kind_of(maps, n) != 'frames')}")
+                     f"{', '.join(paintable)}")
 
 
 def _vertex_map_kind(name: str) -> MapKind:
@@ -184,7 +187,7 @@ def _vertex_map_kind(name: str) -> MapKind:
         return {"vmin": lo, "vmax": hi, "cmap": "RdBu_r" if lo < 0 < hi else "viridis"}
 
     needs = V.VERTEX_MAPS[name].needs if name in V.VERTEX_MAPS else (name,)
-    return MapKind(name, tuple(needs), paint, V.description({}, name), share)
+    return MapKind(name, tuple(needs), paint, V.description(name), share)
 
 
 def check_needs(kind: MapKind, maps: dict, source: str, context: str = "") -> None:

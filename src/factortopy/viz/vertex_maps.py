@@ -20,7 +20,8 @@ name                      kind       values
 ``<split>_r`` ...         continuous ``factortopy evaluate``'s r, R^2 and noise-normalised score (%)
 ========================  =========  ===========================================================
 
-plus any other per-vertex array stored (e.g. a planted truth's ``ceiling_r``). Label maps carry
+plus any other per-vertex array stored (e.g. a planted truth's ``ceiling_r``; the readout weights
+themselves only as their clusters). Label maps carry
 their table: names and the colours the painted map uses (layers on the layer map's blue -> red
 scale, clusters in the channel map's colours); label 0 is "outside the run".
 """
@@ -175,8 +176,10 @@ _EVAL = {"r": "Pearson r", "r2": "R^2", "score": "noise-normalised Algonauts sco
 
 def _stored_description(key: str) -> tuple[str, str]:
     """(description, unit) of a stored per-vertex array that no kind above makes."""
+    from factortopy.evaluation.run import SPLITS
+
     split, _, metric = key.rpartition("_")
-    if split and metric in _EVAL:
+    if split in SPLITS and metric in _EVAL:
         return (f"{_EVAL[metric]} on the {split} images (factortopy evaluate --split {split})",
                 "%" if metric == "score" else "")
     return f"per-vertex {key} as stored in the run", ""
@@ -204,7 +207,7 @@ def kind_of(maps, name: str) -> str:
     return "frames" if np.ndim(maps[name]) == 2 else "continuous"
 
 
-def description(maps, name: str) -> str:
+def description(name: str) -> str:
     """What the map ``name`` holds, in words."""
     return VERTEX_MAPS[name].description if name in VERTEX_MAPS else _stored_description(name)[0]
 
@@ -250,5 +253,6 @@ def painting(maps, vmap: VertexMap):
         rgba[vmap.values == k] = vmap.labels[k][1]
     names = [vmap.labels[k][0] for k in keys]
     palette = np.array([vmap.labels[k][1][:3] for k in keys])
-    return M.Painting(maps["vertex"], maps["hemi"], rgba, vmap.name, "mode", M._swatch_legend(names, palette, vmap.name),
+    legend = M._swatch_legend(names, palette, vmap.name)
+    return M.Painting(maps["vertex"], maps["hemi"], rgba, vmap.name, "mode", legend,
                       {"labels": vmap.values, "label_names": names})
