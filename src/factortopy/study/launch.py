@@ -240,13 +240,15 @@ def _still_running(record: dict, folder: str) -> bool:
 
 
 class _Adopted:
-    """A job submitted by an earlier study run, waited for by asking whether it still runs."""
+    """A job submitted by an earlier study run, waited for until its fit is finished or it no longer runs."""
 
-    def __init__(self, record: dict, folder: str):
-        self.record, self.folder, self.job_id = record, folder, str(record["job_id"])
+    def __init__(self, record: dict, folder: str, pair):
+        self.record, self.folder, self.pair, self.job_id = record, folder, pair, str(record["job_id"])
 
     def done(self) -> bool:
-        return not _still_running(self.record, self.folder)
+        from factortopy.study.run import is_finished
+
+        return is_finished(self.pair) or not _still_running(self.record, self.folder)
 
 
 def launch(pending: list, out: str, settings: LaunchSettings, device: str, progress: bool = True,
@@ -277,7 +279,7 @@ def launch(pending: list, out: str, settings: LaunchSettings, device: str, progr
         except RuntimeError as err:  # submitit: no srun / sbatch here
             raise ValueError(f"--launcher {settings.kind} cannot submit from this machine ({err}): run the study "
                              "on the cluster's login node, or use --launcher local to run the jobs here") from None
-        entries = []  # (pair, job, record path)
+        entries = []  # (pair, job)
         for pair in pending:
             key = _pair_key(pair, out)
             job_path, record_path = os.path.join(job_dir, f"{key}.json"), os.path.join(job_dir, f"{key}.submitted.json")
@@ -286,7 +288,7 @@ def launch(pending: list, out: str, settings: LaunchSettings, device: str, progr
                 if _still_running(record, folder):
                     _log(f"{pair.backbone.label} on {pair.subject}: job {record['job_id']} still runs; waiting for it",
                          progress)
-                    entries.append((pair, _Adopted(record, folder), record_path))
+                    entries.append((pair, _Adopted(record, folder, pair)))
                     continue
             write_json(job_path, job_for(pair, out, device))
             executor.update_parameters(**{**params, "name": f"factortopy-{key}"})
@@ -294,12 +296,12 @@ def launch(pending: list, out: str, settings: LaunchSettings, device: str, progr
             write_json(record_path, dict(launcher=settings.kind, job_id=str(job.job_id), host=socket.gethostname(),
                                          submitted=time.time()))
             _log(f"submitted {pair.backbone.label} on {pair.subject} as {settings.kind} job {job.job_id}", progress)
-            entries.append((pair, job, record_path))
+            entries.append((pair, job))
         _wait([e[1] for e in entries], poll_s if poll_s is not None else POLL_S[settings.kind], progress)
     finally:
         study_lock.release()
     failed = []
-    for pair, job, _ in entries:
+    for pair, job in entries:
         if is_finished(pair):
             continue
         log = getattr(getattr(job, "paths", None), "stderr", None) or os.path.join(folder, f"{job.job_id}_0_log.err")

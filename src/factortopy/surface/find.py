@@ -2,17 +2,17 @@
 
 fsaverage5 ships with nilearn (offline). fsaverage6 and full fsaverage are looked for, in order:
 
-1. a folder given by the caller (``mesh_dir=``, ``--mesh-dir``): the only place looked at;
-2. ``$FACTORTOPY_FSAVERAGE_DIR`` (full fsaverage only): the only place looked at when set;
-3. an NSD release (full fsaverage only): ``NSD_ROOT/nsddata/freesurfer/fsaverage`` for the root the
-   caller names (an ``nsd:`` run's own data), then for ``$NSD_ROOT``;
-4. ``$SUBJECTS_DIR/<name>``, ``$FREESURFER_HOME/subjects/<name>`` (FreeSurfer);
-5. nilearn's data dir, ``$NILEARN_DATA/<name>`` and ``~/nilearn_data/<name>``.
+- a folder given by the caller (``mesh_dir=``, ``--mesh-dir``): the only place looked at;
+- ``$FACTORTOPY_FSAVERAGE_DIR`` (full fsaverage only): the only place looked at when set;
+- an NSD release (full fsaverage only): ``NSD_ROOT/nsddata/freesurfer/fsaverage`` for the root the
+  caller names (an ``nsd:`` run's own data), then for ``$NSD_ROOT``;
+- ``$SUBJECTS_DIR/<name>``, ``$FREESURFER_HOME/subjects/<name>`` (FreeSurfer);
+- nilearn's data dir, ``$NILEARN_DATA/<name>`` and ``~/nilearn_data/<name>``.
 
 A folder counts when it (or its ``surf/``) holds both hemispheres of the surface, in FreeSurfer
 (``lh.inflated``) or nilearn (``infl_left.gii.gz``) naming. The first found is used and named
 (:attr:`MeshLocation.source`); when none is, the error lists every place looked at and why it did not
-count. An explicit folder (1, 2) without the surface is an error at once.
+count. An explicit folder (the first two) without the surface is an error at once.
 """
 from __future__ import annotations
 

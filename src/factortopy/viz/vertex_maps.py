@@ -5,20 +5,17 @@ The painted map kinds (:data:`factortopy.viz.kinds.MAP_KINDS`) combine several n
 colour (the layer map: expected layer and confidence; the space map: x and y). Files for other
 tools hold single numbers, so each kind is split into the quantities it shows:
 
-========================  =========  ===========================================================
-name                      kind       values
-========================  =========  ===========================================================
-``layer_expected``        continuous expected layer position sum_l l p_l / (L - 1): 0 = first, 1 = last
-``layer_confidence``      continuous 1 - H(p) / log L: 1 = one layer, 0 = uniform
-``layer_argmax``          label      the most probable layer (label k + 1 = layer k, named)
-``layer_probs``           frames     p (N, L), one frame per layer (export only)
-``space_x``, ``space_y``  continuous selected image position in (-1, 1): x left -> right, y top -> bottom
-``scale``                 continuous 0 = local token, 1 = global token
-``rf_size``               continuous receptive-field sigma, image widths
-``channel_cluster``       label      clusters of readout weights (label k + 1 = cluster c<k>)
-``r``, ``r2``             continuous the fit's held-out Pearson r and R^2 (scores.npz)
-``<split>_r`` ...         continuous ``factortopy evaluate``'s r, R^2 and noise-normalised score (%)
-========================  =========  ===========================================================
+- ``layer_expected`` (continuous): expected layer position sum_l l p_l / (L - 1), 0 = first, 1 = last
+- ``layer_confidence`` (continuous): 1 - H(p) / log L, 1 = one layer, 0 = uniform
+- ``layer_argmax`` (label): the most probable layer, label k + 1 = layer k (named)
+- ``layer_probs`` (frames): p (N, L), one frame per layer (export only)
+- ``space_x``, ``space_y`` (continuous): selected image position in (-1, 1), x left -> right, y top -> bottom
+- ``scale`` (continuous): 0 = local token, 1 = global token
+- ``rf_size`` (continuous): receptive-field sigma, image widths
+- ``channel_cluster`` (label): clusters of readout weights, label k + 1 = cluster c<k>
+- ``r``, ``r2`` (continuous): the fit's held-out Pearson r and R^2 (scores.npz)
+- ``<split>_r``, ``<split>_r2``, ``<split>_score`` (continuous): ``factortopy evaluate``'s r, R^2 and
+  noise-normalised score (%)
 
 plus any other per-vertex array stored (e.g. a planted truth's ``ceiling_r``; the readout weights
 themselves only as their clusters). Label maps carry
