@@ -1,6 +1,7 @@
 """Meshes from where users keep them: full fsaverage (and fsaverage6) in FreeSurfer's format found from
 an NSD release, $NSD_ROOT, $SUBJECTS_DIR or a given folder; `paint --mesh` says which; an nsd: run
 paints on its release's fsaverage by default; when nothing is found the error lists where it looked."""
+import importlib.util
 import json
 import os
 
@@ -107,6 +108,10 @@ def test_paint_mesh_says_which_and_nsd_runs_use_their_release(homes, clean_env, 
     assert "mesh: fsaverage from the NSD release" in capsys.readouterr().out
     mesh, which = paint_mesh(None, "inflated", runs=[{"config": {"data": f"nsd:{homes['nsd']}?subject=1"}}])
     assert mesh.n_vertices == FAMILY["fsaverage"] and "NSD release" in which
+    if importlib.util.find_spec("plotly"):  # the interactive page stays light unless asked
+        clean_env.setattr(surface_mesh, "_NOTED_DROP", True)  # its drop note is not what this checks
+        assert main(["paint", str(run), "--what", "scale", "--out", str(tmp_path / "m.html")]) == 0
+        assert "mesh: fsaverage5 (nilearn): the interactive page stays a few MB" in capsys.readouterr().out
     # --mesh fsaverage: the first found, named
     clean_env.setenv("SUBJECTS_DIR", homes["subjects"])
     other = tmp_path / "other_run"

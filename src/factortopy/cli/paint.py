@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from factortopy.viz.kinds import kinds_help
 
     parser.add_argument("--what", default="layer", metavar="MAP",
-                        help=f"map to paint (default layer): {kinds_help()}; or any single-number map of the run, "
+                        help=f"map to paint (default layer): {kinds_help().replace('%', '%%')}; or any "
+                             "single-number map of the run, "
                              "as `factortopy export` writes them (layer_expected, layer_argmax, space_x, "
                              "channel_cluster, <split>_r, <split>_score, ...)")
     parser.add_argument("--view", nargs="+", default=None, choices=_VIEWS, metavar="VIEW",
@@ -63,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
 
     from factortopy.viz.meshes import paint_mesh, run_config
 
-    mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir,
-                             [{"config": run_config(d)} for d in args.run_dirs])
+    if ext == ".html" and args.mesh is None and args.mesh_dir is None:
+        # a full mesh would make the page ~100 MB (per-vertex colours and hover text): asked for, not by default
+        mesh, which = None, ("fsaverage5 (nilearn): the interactive page stays a few MB; --mesh fsaverage draws "
+                             "every vertex")
+    else:
+        mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir,
+                                 [{"config": run_config(d)} for d in args.run_dirs])
     print(f"mesh: {which}")
 
     if ext == ".html":
