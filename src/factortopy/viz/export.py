@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -44,9 +45,9 @@ _STRUCTURE = {"lh": "CortexLeft", "rh": "CortexRight"}
 
 def _maps_of(run):
     """The maps of ``run``: a RUN_DIR (or selectors.npz / planted_truth.npz), a Run, or a maps dict."""
-    if isinstance(run, dict):
+    if isinstance(run, Mapping):
         return run
-    if hasattr(run, "maps") and hasattr(run, "path"):  # a factortopy.runs.Run
+    if hasattr(run, "maps") and hasattr(run, "path"):  # a factortopy.runs.Run (its maps: a mapping)
         return run.maps()
     from factortopy.runs.maps import load_maps
 
