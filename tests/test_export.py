@@ -153,6 +153,18 @@ def test_nilearn_surface_images_hold_the_same_values(runs, tmp_path, monkeypatch
     np.testing.assert_allclose(at, full["heldout_score"][sel], rtol=1e-5)
 
 
+def test_the_export_command_never_imports_torch(runs, tmp_path):
+    import subprocess
+    import sys
+
+    base, _ = runs
+    code = ("import sys; from factortopy.cli import main; "
+            f"rc = main(['export', {str(base / 'small')!r}, '--out', {str(tmp_path / 'o')!r}, '--maps', 'scale']); "
+            "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:5]")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_resolution_choice_and_clear_refusals(runs, tmp_path, capsys):
     import nibabel as nib
 

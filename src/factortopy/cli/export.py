@@ -3,6 +3,9 @@ from __future__ import annotations
 
 HELP = "write a run's maps and scores as GIfTI (.func.gii / .label.gii) and FreeSurfer (.mgz, .annot) files"
 
+#: exporting is numpy + nibabel (+ scipy for the channel clusters): the command never imports torch
+USES_TORCH = False
+
 
 def add_arguments(parser) -> None:
     from factortopy.surface import RESOLUTIONS
