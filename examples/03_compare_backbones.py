@@ -59,16 +59,24 @@ for label, choice in backbones.items():
 # %% [markdown]
 # ## How well does each layer map follow the hierarchy?
 #
-# The hierarchy score is the rank correlation of each vertex's expected layer with its position
-# along the planted hierarchy (here: the planted truth's own position, known for this subject; on
-# real data, ROI ranks or the distance from the occipital pole; see the next notebooks).
+# The paper's measure is the *alignment*: a straight line through each vertex's layer (first 0, last
+# 1) against its ROI's place in the visual hierarchy (early 0, late 1), here by the subject's ROIs in
+# the authors' order; slope, b0 (the early end) and b1 (the late end), with block-bootstrap
+# intervals. The hierarchy score is the rank correlation of each vertex's expected layer with its
+# position along the planted hierarchy (the planted truth's own position, known for this subject).
+# For many networks, seeds and subjects at once, with paired differences and a random-init null,
+# use a study (docs/studies.md).
 
 # %%
 truth = load_truth(subject_dir)
 for label, run_dir in runs.items():
     maps = viz.load_maps(run_dir)
+    line = analysis.brain_network_alignment(maps["layer_probs"], roi=subject.extra["rois"], vertex=maps["vertex"],
+                                            hemi=maps["hemi"], n_boot=200)
     score = analysis.hierarchy_score(maps["layer_probs"], position=truth["hierarchy"], n_boot=200)
-    print(f"{label:12s} hierarchy rho = {score['rho']:.2f} [{score['ci_low']:.2f}, {score['ci_high']:.2f}]")
+    print(f"{label:12s} alignment slope {line['slope']:.2f} [{line['slope_ci_low']:.2f}, {line['slope_ci_high']:.2f}] "
+          f"(b0 {line['b0']:.2f}, b1 {line['b1']:.2f}); hierarchy rho = {score['rho']:.2f} "
+          f"[{score['ci_low']:.2f}, {score['ci_high']:.2f}]")
 
 # %% [markdown]
 # ## Side by side

@@ -11,18 +11,19 @@
 # %% [markdown]
 # # Reading the hierarchy and the ROIs
 #
-# A fitted run says, for each vertex, a probability over the backbone's layers. Two questions
-# follow: does the selected layer rise along the visual hierarchy (the *hierarchy score*), and how
-# do the layers distribute within each region of interest (*ROI layer profiles*)?
+# A fitted run says, for each vertex, a probability over the backbone's layers. Three questions
+# follow: does the selected layer rise along the visual hierarchy (the paper's *brain-network
+# alignment*, a line through layer against hierarchy position), how strongly do they agree in rank
+# (the *hierarchy score*), and how do the layers distribute within each region of interest (*ROI
+# layer profiles*)?
 #
 # `factortopy.analysis` answers them from arrays (no plotting); `factortopy.viz` draws them. The
-# subject is the planted one, whose ROIs are the Algonauts "streams" (early, midventral, ventral)
-# laid along its planted hierarchy. `FACTORTOPY_EXAMPLE_SIZE=tiny` runs this in seconds.
+# subject is the planted one, which carries the Algonauts release's six ROI classes (prf-visualrois,
+# floc-bodies/faces/places/words, streams), overlapping as in the release and laid along its
+# planted hierarchy. `FACTORTOPY_EXAMPLE_SIZE=tiny` runs this in seconds.
 
 # %%
 import os
-
-import numpy as np
 
 import factortopy
 from factortopy import analysis, viz
@@ -57,31 +58,53 @@ viz.value_map(maps["vertex"], maps["hemi"], expected, vmin=0, vmax=1, label="exp
               views=("posterior",))
 
 # %% [markdown]
-# ## The hierarchy score
+# ## Where each vertex sits in the hierarchy
 #
-# Spearman's rho between expected layer and a hierarchy position, with a block-bootstrap interval
-# (neighbouring vertices are not independent). The position can be the rank of each vertex's ROI
-# (early < mid < late streams) or, with no ROIs at hand, the geodesic distance from the occipital
-# pole on fsaverage.
+# The loader's ROI dict (`subject.extra["rois"]`, `{"prf-visualrois/V1v": (N,) bool mask, ...}`)
+# overlaps: a vertex can be in V1 and in `streams/early`, in OFA and OWFA. A *ranking scheme* places
+# each vertex once: the default, `"paper"`, is the ROI order of the authors' code (V1, V2, V3, V4,
+# EBA, FBA, OFA, FFA, OPA, PPA, OWFA, VWFA at 0 .. 1); a vertex in two of them takes the earlier one;
+# streams and whole-brain masks never place a vertex under it. The counts say where every vertex went.
 
 # %%
-rois = subject.extra["rois"]  # {"streams/early": (N,) bool mask, ...}, the loader's ROI dict
-labels = np.full(subject.n_vertices, "", dtype=object)
-for roi_name, mask in rois.items():
-    labels[mask] = roi_name
-by_roi = analysis.hierarchy_score(layer_probs, roi=labels, vertex=maps["vertex"], hemi=maps["hemi"], n_boot=200)
+rois = subject.extra["rois"]  # the loader's ROI dict, as it is
+for scheme in ("paper", "tiers", "streams"):
+    counts = analysis.hierarchy_positions(rois, scheme=scheme)["counts"]
+    print(f"{scheme:8s} {counts}")
+
+# %% [markdown]
+# ## Brain-network alignment (the paper's Table 2)
+#
+# A straight line through (hierarchy position, layer): b0 is the fitted layer at the early end
+# (small is good), b1 at the late end (large is good), the slope their difference (large is good).
+# The interval comes from a spatial block bootstrap (neighbouring vertices are not independent).
+
+# %%
+line = analysis.brain_network_alignment(layer_probs, roi=rois, vertex=maps["vertex"], hemi=maps["hemi"], n_boot=200)
+print(f"slope {line['slope']:.2f} [{line['slope_ci_low']:.2f}, {line['slope_ci_high']:.2f}], "
+      f"b0 {line['b0']:.2f}, b1 {line['b1']:.2f} ({line['n']} vertices, {line['bootstrap']})")
+
+# %% [markdown]
+# ## The hierarchy score
+#
+# Spearman's rho between expected layer and the same positions, or, with no ROIs at hand, the
+# geodesic distance from the occipital pole on fsaverage.
+
+# %%
+by_roi = analysis.hierarchy_score(layer_probs, roi=rois, vertex=maps["vertex"], hemi=maps["hemi"], n_boot=200)
 by_distance = analysis.hierarchy_score(layer_probs, vertex=maps["vertex"], hemi=maps["hemi"], n_boot=200)
-for what, s in (("ROI rank", by_roi), ("distance from the pole", by_distance)):
+for what, s in (("ROI position", by_roi), ("distance from the pole", by_distance)):
     print(f"hierarchy score by {what}: rho {s['rho']:.2f} [{s['ci_low']:.2f}, {s['ci_high']:.2f}], n = {s['n']}")
 
 # %% [markdown]
 # ## ROI layer profiles
 #
 # For each ROI, the share of its vertices whose most probable layer is each layer, and its mean
-# expected layer (the dot). `roi_layer_profiles` takes the loader's ROI dict as it is.
+# expected layer (the dot). `roi_layer_profiles` takes the loader's ROI dict as it is; with
+# `scheme="paper"` it gives one row per group of the scheme instead, early to late.
 
 # %%
-rows = analysis.roi_layer_profiles(layer_probs, rois, layer_names)
+rows = analysis.roi_layer_profiles(layer_probs, rois, layer_names, scheme="paper")
 for row in rows:
     print(f"{row['roi']:20s} n={row['n']:4d}  expected layer {row['expected_mean']:.2f} +- {row['expected_sd']:.2f}")
 viz.plot_layer_profiles(rows, title="selected layer per ROI")

@@ -43,13 +43,18 @@ def test_hierarchy_score_with_roi_labels_and_ties():
     ok = roi != ""
     from scipy.stats import spearmanr
 
-    ranks = np.array([A.DEFAULT_ROI_RANK[r] for r in roi[ok]])
+    group = {"V1v": 0, "V1d": 0, "V2v": 1, "hV4": 3, "V3d": 2}  # the paper's V1, V2, V3, V4 (of 12 groups)
+    ranks = np.array([group[r] for r in roi[ok]])
     assert res["rho"] == pytest.approx(spearmanr(layers[ok], ranks).statistic)
-    assert res["n"] == 6 and res["method"] == "roi"
-    # the loaders label ROIs '<class>/<name>': the same ranks
+    assert res["n"] == 6 and res["method"] == "roi:paper"
+    # the loaders label ROIs '<class>/<name>': the same positions; the loaders' ROI dict alike
     qualified = np.array([f"prf-visualrois/{r}" if r else "" for r in roi], dtype=object)
     np.testing.assert_array_equal(A.roi_position(qualified), A.roi_position(roi))
     assert A.hierarchy_score(onehot(layers, 4), roi=qualified, n_boot=100)["rho"] == res["rho"]
+    as_dict = {label: qualified == label for label in set(qualified) if label}
+    assert A.hierarchy_score(onehot(layers, 4), roi=as_dict, n_boot=100)["rho"] == res["rho"]
+    # a custom scheme {label: rank}
+    assert A.hierarchy_score(onehot(layers, 4), roi=roi, roi_rank=group, n_boot=100)["rho"] == pytest.approx(res["rho"])
 
 
 def test_bootstrap_ci_contains_estimate_and_is_seeded():

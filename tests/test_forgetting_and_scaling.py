@@ -364,15 +364,15 @@ def test_relation_across_bases_in_the_table_the_csv_and_the_page(ft_study):
     assert {r["base"] for r in light} == {"planted resnet18", "random resnet18"}
     for r in light:  # two bases: the paired statement, not a rank correlation
         assert r["relation_n"] == 2 and math.isnan(r["relation_spearman"])
-        assert r["relation_forgetting"] == "probe_drop" and r["relation_alignment"] == "hierarchy_rho"
+        assert r["relation_forgetting"] == "probe_drop" and r["relation_alignment"] == "alignment_slope"
         by_base = {x["base"]: x for x in light}
         more = max(by_base.values(), key=lambda x: x["base_alignment"])
         less = min(by_base.values(), key=lambda x: x["base_alignment"])
         assert r["relation_difference"] == pytest.approx(more["probe_drop"] - less["probe_drop"])
         assert r["relation_difference_ci_low"] <= r["relation_difference"] <= r["relation_difference_ci_high"]
     summary = {r["label"]: r for r in ft_study["res"]["summary"]}
-    assert all(r["base_alignment"] == summary[r["base"]]["hierarchy_rho"] for r in rows)
-    assert any("no column 'alignment_slope'" in w for w in ft_study["warnings"])  # the fallback is said
+    assert all(r["base_alignment"] == summary[r["base"]]["alignment_slope"] for r in rows)  # the paper's measure
+    assert not any("no column 'alignment_slope'" in w for w in ft_study["warnings"])  # no fallback needed
     table = read_csv(os.path.join(out, "finetune.csv"))
     assert list(table["label"]) == [r["label"] for r in rows]
     assert table["probe_drop"].tolist() == pytest.approx([r["probe_drop"] for r in rows])

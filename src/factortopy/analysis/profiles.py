@@ -65,13 +65,17 @@ def roi_masks(roi, n: int, roi_order=None) -> dict:
     return {lab: valid & (roi == lab) for lab in labels}
 
 
-def roi_layer_profiles(layer_probs, roi, layer_names=None, roi_order=None) -> list[dict]:
+def roi_layer_profiles(layer_probs, roi, layer_names=None, roi_order=None, scheme=None,
+                       overlap: str = "earliest") -> list[dict]:
     """One row per ROI: the distribution of selected layers and the expected-layer summary.
 
     layer_probs: (N, L); roi: (N,) labels ('' or None or negative = no ROI, left out) or the ROI
     dict the loaders return, ``subject.extra["rois"]`` = {name: (N,) bool mask} (overlapping masks:
-    a vertex counts in each of its ROIs). roi_order: ROI names in the order of the rows (default:
-    sorted labels, or the dict's order). Each row: {'roi', 'n', 'mean_probs' (L,) mean p_v,
+    a vertex counts in each of its ROIs). scheme: a ranking scheme's name (``'paper'``, ...; see
+    :mod:`factortopy.analysis.roi_hierarchy`): one row per group of the scheme instead, early ->
+    late, each vertex in the one group ``overlap`` gives it (whole-brain masks and ROIs outside the
+    scheme count in none). roi_order: ROI names in the order of the rows (default: sorted labels,
+    the dict's order, or the scheme's). Each row: {'roi', 'n', 'mean_probs' (L,) mean p_v,
     'selected' (L,) fraction of vertices whose most probable layer is l, 'expected_mean',
     'expected_sd' (expected layer in [0, 1]), 'layer_names'}.
     """
@@ -82,6 +86,11 @@ def roi_layer_profiles(layer_probs, roi, layer_names=None, roi_order=None) -> li
         raise ValueError(f"{len(names)} layer names for {L} layers")
     e = expected_layer(p)
     sel = selected_layer(p)
+    if scheme is not None:
+        from factortopy.analysis.roi_hierarchy import hierarchy_positions
+
+        h = hierarchy_positions(roi, len(p), scheme, overlap)
+        roi, roi_order = h["group"], roi_order or [g for g, _ in h["groups"]]
     rows = []
     for lab, m in roi_masks(roi, len(p), roi_order).items():
         n = int(m.sum())

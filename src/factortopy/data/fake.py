@@ -14,17 +14,11 @@ import os
 
 import numpy as np
 
+from factortopy.data.rois import ALGONAUTS_ROI_NAMES
 from factortopy.surface import FSAVERAGE5_N, FSAVERAGE_N, HEMIS
 
 #: the six Algonauts ROI classes with the region names of the release (label 0 = "Unknown")
-ALGONAUTS_MAPPINGS = {
-    "prf-visualrois": ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"],
-    "floc-bodies": ["EBA", "FBA-1", "FBA-2", "mTL-bodies"],
-    "floc-faces": ["OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"],
-    "floc-places": ["OPA", "PPA", "RSC"],
-    "floc-words": ["OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"],
-    "streams": ["early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"],
-}
+ALGONAUTS_MAPPINGS = {cls: list(names) for cls, names in ALGONAUTS_ROI_NAMES.items()}
 
 
 def _mapping(names) -> dict:
@@ -38,8 +32,13 @@ def _write_ctab(path: str, mapping: dict) -> None:
             f.write(f"{k} {name} {(37 * k) % 256} {(91 * k) % 256} {(53 * k) % 256} 0\n")
 
 
-#: the first regions of NSD's Kastner2015 group atlas (same names as prf-visualrois, other regions)
-KASTNER = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"]
+#: the first regions of NSD's Kastner2015 group atlas in its label order (the first seven share
+#: prf-visualrois's names but are other, group-level regions)
+KASTNER = ["V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4", "VO1", "VO2", "PHC1", "PHC2", "TO2", "TO1", "LO2",
+           "LO1", "V3B", "V3A"]
+#: the first areas of NSD's HCP_MMP1 atlas (HCP_MMP1.mgz.ctab) in its label order
+HCP_MMP1 = ["V1", "MST", "V6", "V2", "V3", "V4", "V8", "4", "3b", "FEF", "PEF", "55b", "V3A", "RSC", "POS2", "V7",
+            "IPS1", "FFC", "V3B", "LO1", "LO2", "PIT", "MT"]
 #: NSD's per-subject classes (native surface)
 NSD_NATIVE = {cls: ALGONAUTS_MAPPINGS[cls] for cls in
               ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words")}
@@ -119,6 +118,18 @@ def write_full_mesh(folder: str, nested: bool = True, seed: int = 0) -> str:
 
 
 # ----------------------------------------------------------------------------- Algonauts 2023
+#: the first lh columns of :func:`write_fake_algonauts` carry the overlaps the release has
+#: (data-formats.md): {cls: name} per column, every class not named = 0 ("Unknown")
+OVERLAP_COLUMNS = (
+    {"prf-visualrois": "V1v", "streams": "early"},  # a pRF area inside a stream
+    {"prf-visualrois": "hV4", "floc-faces": "OFA", "streams": "midventral"},  # a pRF area and a floc ROI
+    {"floc-faces": "OFA", "floc-words": "OWFA", "streams": "midlateral"},  # floc ROIs of two categories
+    {"floc-faces": "FFA-2", "floc-words": "VWFA-1", "streams": "ventral"},
+    {"floc-faces": "mTL-faces", "streams": "ventral"},  # a floc ROI that the paper's groups leave out
+    {},  # in no ROI at all
+)
+
+
 def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, n_test: int = 5,
                          n_lh: int = 7, n_rh: int = 9, test_fmri: bool = True, noise_ceiling: bool = True,
                          seed: int = 0) -> dict:
@@ -127,7 +138,9 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
     Truth keys: path, train_ids/test_ids (0-based NSD ids, ascending), train/test (responses,
     images x (lh + rh) columns), vertex {hemi: fsaverage indices}, rois {'<cls>/<name>': column
     mask} for all six classes, labels {cls: per-column int labels}, noise_ceiling (a float64
-    fraction per column, written as released to test_split/noise_ceiling/).
+    fraction per column, written as released to test_split/noise_ceiling/). ROI labels are drawn
+    at random per class (so classes overlap anywhere), except that the first lh columns carry the
+    overlaps of :data:`OVERLAP_COLUMNS` (when n_lh allows).
     """
     rng = np.random.default_rng(seed)
     path = os.path.join(root, subject)
@@ -164,6 +177,8 @@ def write_fake_algonauts(root: str, subject: str = "subj01", n_train: int = 12, 
         mapping = _mapping(names)
         np.save(os.path.join(path, "roi_masks", f"mapping_{cls}.npy"), mapping, allow_pickle=True)
         labels = rng.integers(0, len(mapping), n_cols)
+        for col, named in enumerate(OVERLAP_COLUMNS[:n_lh]):
+            labels[col] = names.index(named[cls]) + 1 if cls in named else 0
         truth["labels"][cls] = labels
         for h, sl in (("lh", slice(0, n_lh)), ("rh", slice(n_lh, n_cols))):
             np.save(os.path.join(path, "roi_masks", f"{h}.{cls}_challenge_space.npy"), labels[sl].astype(np.int32))
@@ -195,13 +210,13 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
     trials); n_sessions_written session files are written (default all; fewer = missing trailing
     sessions). nsdgeneral (0/1, as on fsaverage) marks ``lh_vertices`` / ``rh_vertices``. Each
     slot is shown at most 3 times (as in NSD), listed in ``nsd_stim_info_merged.csv``. Group
-    labels nsdgeneral, streams, Kastner2015 (with ``.mgz.ctab``) in fsaverage/label; per-subject
+    labels nsdgeneral, streams, Kastner2015, HCP_MMP1 (with ``.mgz.ctab``) in fsaverage/label; per-subject
     prf-visualrois and floc-* on a native surface of ``n_native`` vertices with the subject's
     ``{lh,rh}.white-to-fsaverage.mgz`` (written when ``subject_rois``). Betas are percent signal change: beta[t, v] = 2 + id(t) / 50 +
     (v index) / 10 + session offset + noise. nan_vertices: (hemi, vertex, session) triples set to NaN
     in that session (all trials). Vertices >= 10242 need the full mesh (written when full_mesh).
     Truth keys: masterordering, subjectim, sharedix (1-based, as written), betas {hemi: (n_trials,
-    n_vertices) float32}, vertex {hemi}, ncsnr {hemi}, nsdgeneral, streams, Kastner2015 {hemi:
+    n_vertices) float32}, vertex {hemi}, ncsnr {hemi}, nsdgeneral, streams, Kastner2015, HCP_MMP1 {hemi:
     (163842,)}, native {cls: {hemi: (n_native,)}}, transform {hemi: (163842,) 1-based},
     on_fsaverage {cls: {hemi: (163842,)}} (the native labels mapped), ctab {atlas: {k: name}}.
     """
@@ -249,7 +264,8 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
         os.makedirs(native_dir)
         os.makedirs(transforms)
     truth = {"masterordering": masterordering, "subjectim": subjectim, "sharedix": sharedix, "vertex": {},
-             "betas": {}, "ncsnr": {}, "nsdgeneral": {}, "streams": {}, "Kastner2015": {}, "transform": {},
+             "betas": {}, "ncsnr": {}, "nsdgeneral": {}, "streams": {}, "Kastner2015": {}, "HCP_MMP1": {},
+             "transform": {},
              "native": {}, "on_fsaverage": {}, "trials_per_session": T,
              "n_sessions_written": written}
     trial_ids = subjectim[subject - 1, masterordering - 1] - 1
@@ -270,6 +286,10 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
         kastner[verts] = np.arange(verts.size) % len(KASTNER) + 1
         truth["Kastner2015"][h] = kastner
         _save_mgh(os.path.join(label, f"{h}.Kastner2015.mgz"), kastner)
+        hcp = np.zeros(FSAVERAGE_N, np.int32)  # read only when asked for (roi_labels=HCP_MMP1)
+        hcp[verts] = (np.arange(verts.size) * 5) % len(HCP_MMP1) + 1
+        truth["HCP_MMP1"][h] = hcp
+        _save_mgh(os.path.join(label, f"{h}.HCP_MMP1.mgz"), hcp)
         if subject_rois:  # native surface labels + the nearest-neighbour transform to fsaverage
             transform = rng.integers(1, n_native + 1, FSAVERAGE_N).astype(np.int32)
             truth["transform"][h] = transform
@@ -285,7 +305,7 @@ def write_fake_nsd(root: str, subject: int = 1, n_sessions: int = 3, n_sessions_
                              + noise).astype(np.float32)
         truth["ncsnr"][h] = rng.uniform(0.1, 1.5, verts.size).astype(np.float32)
     truth["ctab"] = {"nsdgeneral": {0: "Unknown", 1: "nsdgeneral"}, "streams": _mapping(ALGONAUTS_MAPPINGS["streams"]),
-                     "Kastner2015": _mapping(KASTNER)}
+                     "Kastner2015": _mapping(KASTNER), "HCP_MMP1": _mapping(HCP_MMP1)}
     for atlas, mapping in truth["ctab"].items():
         _write_ctab(os.path.join(label, f"{atlas}.mgz.ctab"), mapping)
     if subject_rois:

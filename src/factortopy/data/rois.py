@@ -28,6 +28,16 @@ import numpy as np
 from factortopy.surface import FSAVERAGE_N, HEMIS
 
 ALGONAUTS_CLASSES = ("prf-visualrois", "floc-bodies", "floc-faces", "floc-places", "floc-words", "streams")
+#: each class's region names in the release's label order (label k = the k-th name; 0 = "Unknown"),
+#: as its ``mapping_<cls>.npy`` lists them (data-formats.md); for writers of the layout
+ALGONAUTS_ROI_NAMES = {
+    "prf-visualrois": ("V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4"),
+    "floc-bodies": ("EBA", "FBA-1", "FBA-2", "mTL-bodies"),
+    "floc-faces": ("OFA", "FFA-1", "FFA-2", "mTL-faces", "aTL-faces"),
+    "floc-places": ("OPA", "PPA", "RSC"),
+    "floc-words": ("OWFA", "VWFA-1", "VWFA-2", "mfs-words", "mTL-words"),
+    "streams": ("early", "midventral", "midlateral", "midparietal", "ventral", "lateral", "parietal"),
+}
 #: NSD's group atlases in nsddata/freesurfer/fsaverage/label summarised by default (HCP_MMP1, 180
 #: areas, on request with roi_labels=)
 NSD_FSAVERAGE_ATLASES = ("nsdgeneral", "streams", "Kastner2015")

@@ -4,8 +4,16 @@
 A TOML file (or the same structure as a dict)::
 
     [study]                      # optional
-    n_boot = 1000                # bootstrap draws of the hierarchy score's interval
+    n_boot = 1000                # bootstrap draws of every interval
     device = "cpu"               # or "cuda"; several visible GPUs: one fit process per GPU
+    seeds = [0, 1, 2]            # fit every (subject, backbone) pair once per seed (default: the fit's seed)
+    null_reference = true        # add each architecture's random-init version (the chance level)
+    hierarchy = "paper"          # the ROI ranking scheme (factortopy.analysis.roi_hierarchy), or "geodesic"
+    overlap = "earliest"         # a vertex in two ranked ROIs: "earliest", "latest" or "exclude"
+    alignment_layer = "argmax"   # a vertex's layer in the alignment: "argmax" or "expected"
+    alignment_fit = "vertex"     # the alignment line through vertices, or through ROI means ("roi")
+    n_blocks = 50                # spatial blocks of the block bootstrap
+    min_ceiling = 0.1            # optional: only vertices whose noise ceiling (0-1) reaches it
 
     [[subjects]]
     name = "subj01"
@@ -47,10 +55,16 @@ A TOML file (or the same structure as a dict)::
 
 **Which runs are fitted again.** Each pair's RUN_DIR is ``DIR/runs/<subject>/<label>-<digest>`` where
 the digest is a SHA-256 of everything that decides the fit: the backbone spec (with a whole-file
-digest of its weights file), the data spec and the fit settings (``device`` excepted: a study moved
-to a GPU keeps its runs). A finished run there is skipped; an interrupted one resumes; a changed
-spec, weights file or setting names another folder and is fitted afresh (the old folder stays on
-disk, out of the summary).
+digest of its weights file), the data spec and the fit settings with the seed (``device`` excepted:
+a study moved to a GPU keeps its runs). The fit's own seed (``[fit] seed``, default 0) is digested
+as the fit settings say it, so a single-seed study that gains ``seeds = [0, 1]`` keeps its seed-0
+runs. A finished run there is skipped; an interrupted one resumes; a changed spec, weights file or
+setting names another folder and is fitted afresh (the old folder stays on disk, out of the summary).
+
+**The null reference** (``null_reference = true``): every architecture with trained weights gets its
+random-init version (same spec, ``random_init = true``), unless the study already lists one; a
+generated one draws its random weights with each fit's seed, so its spread over seeds includes the
+draw of the network.
 """
 from __future__ import annotations
 
@@ -66,7 +80,10 @@ BACKBONE_KEYS = ("label", "family", "method", "pretraining_images")
 #: keys of a [[finetune.versions]] entry: a checkpoint, or the settings of a fine-tuning run; base:
 #: the one base it belongs to (required for a checkpoint when the study has several bases)
 VERSION_KEYS = ("label", "weights", "images", "steps", "lr", "batch_size", "weight_decay", "seed", "method", "base")
-STUDY_KEYS = ("n_boot", "device", "gpus", "name", "view")
+STUDY_KEYS = ("n_boot", "device", "gpus", "name", "view", "seeds", "null_reference", "hierarchy", "overlap",
+              "alignment_layer", "alignment_fit", "n_blocks", "min_ceiling")
+#: [study] hierarchy: an ROI ranking scheme's name, or this (geodesic distance from the occipital pole)
+GEODESIC = "geodesic"
 
 
 @dataclass
@@ -83,6 +100,12 @@ class StudyBackbone:
     #: images in its pretraining set (factortopy.study.scaling.pretraining_images: the study file's,
     #: else the registry's; a fine-tuned version keeps its base's); None = unknown
     pretraining_images: int | None = None
+    null: str | None = None  # the label of its architecture's random-init version (null_reference)
+    reseed: bool = False  # a generated null: its random weights are drawn with each fit's seed
+
+    def spec_for(self, seed: int):
+        """The spec fitted with fit seed ``seed`` (a generated null draws its weights with it)."""
+        return self.spec.replace(seed=int(seed)) if self.reseed else self.spec
 
 
 @dataclass
@@ -99,6 +122,19 @@ class Study:
     finetune: object | None = None  # factortopy.study.forgetting.ForgettingConfig ([finetune])
     scaling: object | None = None  # factortopy.study.scaling.ScalingConfig ([scaling])
     launcher: dict = field(default_factory=dict)  # the [launcher] section (factortopy.study.launch)
+    seeds: list = field(default_factory=lambda: [0])
+    null_reference: bool = False
+    hierarchy: str = "paper"
+    overlap: str = "earliest"
+    alignment_layer: str = "argmax"
+    alignment_fit: str = "vertex"
+    n_blocks: int = 50
+    min_ceiling: float | None = None
+
+    @property
+    def base_seed(self) -> int:
+        """The seed the fit settings name (``[fit] seed``, default 0): its runs keep their folders."""
+        return int(self.fit.get("seed", 0))
 
     def backbone(self, label: str) -> StudyBackbone:
         for b in self.backbones:
@@ -243,6 +279,70 @@ def _scaling(section: dict, backbones: list):
     return cfg
 
 
+def _architecture(spec) -> str:
+    """The architecture a spec builds, whatever its weights (a key for the null reference)."""
+    d = {k: v for k, v in spec.to_dict().items() if k not in ("weights", "pretrained", "random_init", "seed")}
+    return json.dumps(d, sort_keys=True)
+
+
+def add_null_references(backbones: list) -> list:
+    """Give every backbone with trained weights its architecture's random-init version
+    (``StudyBackbone.null``): a listed random-init backbone of the same architecture, else a new one
+    appended (label ``<name> (random init)``, method 'random init', weights drawn per fit seed)."""
+    nulls = {}
+    for b in backbones:
+        if b.spec.random_init:
+            nulls.setdefault(_architecture(b.spec), b)
+    labels = {b.label for b in backbones}
+    for b in list(backbones):
+        if b.spec.random_init:
+            continue
+        key = _architecture(b.spec)
+        if key not in nulls:
+            spec = b.spec.replace(weights=None, pretrained=None, random_init=True, seed=0)
+            label = spec.label if spec.label not in labels else f"{spec.label} null"
+            nulls[key] = StudyBackbone(label=label, spec=spec, family=b.family, method="random init", reseed=True)
+            labels.add(label)
+            backbones.append(nulls[key])
+        b.null = nulls[key].label
+    return backbones
+
+
+def _study_settings(head: dict, fit: dict) -> dict:
+    """The [study] inference settings, checked (each error names the key and what it takes)."""
+    from factortopy.analysis.alignment import FITS, LAYER_READOUTS
+    from factortopy.analysis.roi_hierarchy import OVERLAP_RULES, SCHEMES
+
+    base = int(fit.get("seed", 0))
+    seeds = head.get("seeds", [base])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list) or not seeds or any(
+            not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"[study] seeds must be a list of distinct whole numbers >= 0 (e.g. seeds = [0, 1, 2]), "
+                         f"got {seeds!r}")
+    out = dict(seeds=[int(x) for x in seeds], null_reference=head.get("null_reference", False),
+               hierarchy=head.get("hierarchy", "paper"), overlap=head.get("overlap", "earliest"),
+               alignment_layer=head.get("alignment_layer", "argmax"), alignment_fit=head.get("alignment_fit", "vertex"),
+               n_blocks=head.get("n_blocks", 50), min_ceiling=head.get("min_ceiling"))
+    checks = {
+        "null_reference": (lambda v: isinstance(v, bool), "true or false"),
+        "hierarchy": (lambda v: v in SCHEMES or v == GEODESIC, " / ".join(map(repr, [*SCHEMES, GEODESIC]))),
+        "overlap": (lambda v: v in OVERLAP_RULES, " / ".join(map(repr, OVERLAP_RULES))),
+        "alignment_layer": (lambda v: v in LAYER_READOUTS, " / ".join(map(repr, LAYER_READOUTS))),
+        "alignment_fit": (lambda v: v in FITS, " / ".join(map(repr, FITS))),
+        "n_blocks": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2, "a whole number >= 2"),
+        "min_ceiling": (lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1),
+                        "a noise-ceiling fraction in (0, 1)"),
+    }
+    for key, (ok, what) in checks.items():
+        if not ok(out[key]):
+            raise ValueError(f"[study] {key} must be {what}, got {out[key]!r}")
+    if out["hierarchy"] == GEODESIC and out["alignment_fit"] == "roi":
+        raise ValueError("[study] alignment_fit = 'roi' needs ROIs: with hierarchy = 'geodesic' use 'vertex'")
+    return out
+
+
 def load_study(source, base_dir: str | None = None) -> Study:
     """A :class:`Study` from a TOML file path or a dict of the same structure (relative paths are
     taken from the file's folder, or ``base_dir`` / the working directory for a dict)."""
@@ -291,10 +391,13 @@ def load_study(source, base_dir: str | None = None) -> Study:
 
     launcher = dict(raw.get("launcher") or {})
     check_settings(launcher)  # where the fits run (factortopy.study.launch); never part of a run's digest
+    settings = _study_settings(head, fit)
+    if settings["null_reference"]:
+        add_null_references(backbones)
     return Study(subjects=subjects, backbones=backbones, fit=fit, n_boot=int(head.get("n_boot", 1000)),
                  device=str(head.get("device", fit.get("device", "cpu"))), gpus=head.get("gpus"),
                  name=str(head.get("name", "study")), view=str(head.get("view", "posterior")), base_dir=base,
-                 finetune=finetune, scaling=scaling, launcher=launcher)
+                 finetune=finetune, scaling=scaling, launcher=launcher, **settings)
 
 
 def pair_digest(spec, data: str, fit: dict) -> str:
@@ -311,20 +414,42 @@ def pair_digest(spec, data: str, fit: dict) -> str:
 
 @dataclass
 class Pair:
+    """One fit of a study: a subject, a backbone and a seed. spec: the backbone spec fitted (a
+    generated null's carries the seed); fit: the fit settings with the seed."""
+
     subject: str
     data: str
     backbone: StudyBackbone
     run_dir: str
     fit: dict = field(default_factory=dict)
+    seed: int | None = None  # default: the fit settings' seed
+    spec: object = None  # default: the backbone's spec
+
+    def __post_init__(self):
+        if self.seed is None:
+            self.seed = int(self.fit.get("seed", 0))
+        if self.spec is None:
+            self.spec = self.backbone.spec
 
 
-def run_dir_of(out: str, subject: str, backbone: StudyBackbone, data: str, fit: dict) -> str:
+def run_dir_of(out: str, subject: str, backbone: StudyBackbone, data: str, fit: dict, spec=None) -> str:
     """The RUN_DIR of a fit of ``backbone`` on ``subject`` with the settings ``fit``: one name for
-    the same fit wherever the study needs it (a pair, a noise-floor refit, a data-scaling subset)."""
-    return os.path.join(out, "runs", slug(subject), f"{slug(backbone.label)}-{pair_digest(backbone.spec, data, fit)}")
+    the same fit wherever the study needs it (a pair, a noise-floor refit, a data-scaling subset).
+    spec: the spec fitted, when not the backbone's own (a generated null drawn with a seed)."""
+    spec = backbone.spec if spec is None else spec
+    return os.path.join(out, "runs", slug(subject), f"{slug(backbone.label)}-{pair_digest(spec, data, fit)}")
 
 
 def pairs(study: Study, out: str) -> list[Pair]:
-    """Every (subject, backbone) pair with its RUN_DIR under ``out`` (specs must be final)."""
-    return [Pair(subject=s, data=data, backbone=b, fit=study.fit, run_dir=run_dir_of(out, s, b, data, study.fit))
-            for s, data in study.subjects.items() for b in study.backbones]
+    """Every (subject, backbone, seed) with its RUN_DIR under ``out`` (specs must be final), subject
+    by subject, backbones in the study's order, seeds innermost."""
+    out_pairs = []
+    for s, data in study.subjects.items():
+        for b in study.backbones:
+            for seed in study.seeds:
+                # the base seed is digested as the settings say it: single-seed runs keep their folders
+                digested = study.fit if seed == study.base_seed else {**study.fit, "seed": seed}
+                out_pairs.append(Pair(subject=s, data=data, backbone=b, seed=seed, spec=b.spec_for(seed),
+                                      fit={**study.fit, "seed": seed},
+                                      run_dir=run_dir_of(out, s, b, data, digested, spec=b.spec_for(seed))))
+    return out_pairs

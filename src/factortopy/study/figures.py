@@ -1,6 +1,7 @@
-"""The study's figures (PNG files under ``DIR/figures``): layer-map grids, the scaling plot, per-ROI
-layer profiles per family, the fine-tuning study's drift and map change and its forgetting against
-alignment, and the two data axes of scaling (fMRI training images, pretraining images)."""
+"""The study's figures (PNG files under ``DIR/figures``): layer-map grids, the alignment lines
+(the paper's headline), the scaling plot, per-ROI layer profiles per family, the paired
+comparisons, the fine-tuning study's drift and map change and its forgetting against alignment,
+and the two data axes of scaling (fMRI training images, pretraining images)."""
 from __future__ import annotations
 
 import os
@@ -8,45 +9,108 @@ import os
 import numpy as np
 
 DPI = 72  # small files: the page inlines them
+#: the comparisons the page draws (every measure is in comparisons.csv)
+FOREST_MEASURES = ("alignment_slope", "brain_r2")
 
 
 def _finite(v) -> float:
     return float(v) if v is not None and np.isfinite(float(v)) else np.nan
 
 
-def scaling_figure(rows: list):
-    """Hierarchy score against parameter count (log axis), one line per training method (and
-    subject, when there are several), with the bootstrap interval as error bars. Each run is one
-    point at (params, hierarchy_rho)."""
+def _errorbar(ax, x, rows, measure, **kwargs):
+    y = np.array([_finite(r[measure]) for r in rows])
+    lo = np.array([_finite(r[f"{measure}_ci_low"]) for r in rows])
+    hi = np.array([_finite(r[f"{measure}_ci_high"]) for r in rows])
+    # a percentile interval need not contain the point estimate: an arm never goes negative
+    arms = np.clip(np.nan_to_num(np.vstack([y - lo, hi - y])), 0, None)
+    return ax.errorbar(x, y, yerr=arms, capsize=3, **kwargs)
+
+
+def scaling_figure(rows: list, measure: str = "alignment_slope"):
+    """``measure`` (default the alignment slope) against parameter count (log axis), one line per
+    training method, with the interval as error bars. rows: one per backbone (``alignment.csv``,
+    pooled over subjects and seeds), each a point at (params, measure)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(5.2, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    subjects = list(dict.fromkeys(r["subject"] for r in rows))
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["method"], r["subject"]), []).append(r)
-    for (method, subject), members in groups.items():
+        groups.setdefault(r["method"], []).append(r)
+    for method, members in groups.items():
         members = sorted(members, key=lambda r: r["params"])
-        x = np.array([r["params"] for r in members], float)
-        y = np.array([_finite(r["hierarchy_rho"]) for r in members])
-        lo = np.array([_finite(r["hierarchy_ci_low"]) for r in members])
-        hi = np.array([_finite(r["hierarchy_ci_high"]) for r in members])
-        label = method if len(subjects) == 1 else f"{method} ({subject})"
-        ax.errorbar(x, y, yerr=np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)]), marker="o", capsize=3,
-                    label=label)
+        _errorbar(ax, np.array([r["params"] for r in members], float), members, measure, marker="o", label=method)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel("hierarchy score (Spearman rho)")
+    ax.set_ylabel(measure.replace("_", " "))
     ax.axhline(0, color="0.7", lw=0.8, zorder=0)
     ax.legend(fontsize=7, title="training method", title_fontsize=7)
-    ax.set_title("hierarchy vs network size", fontsize=9)
+    ax.set_title(f"{measure.replace('_', ' ')} vs network size", fontsize=9)
+    return fig
+
+
+def alignment_figure(rows: list, profiles: list):
+    """The alignment line y = b0 + slope x of each backbone (pooled; ``alignment.csv`` rows), one
+    panel per family, over the mean layer of each ROI group at its hierarchy position (the points
+    the line is fitted through, averaged over runs; none with a geodesic hierarchy)."""
+    from matplotlib.figure import Figure
+
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    fig = Figure(figsize=(3.8 * len(families), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(families), squeeze=False)[0]
+    x = np.linspace(0, 1, 2)
+    for ax, fam in zip(axes, families):
+        for i, r in enumerate(rr for rr in rows if rr["family"] == fam):
+            colour = f"C{i}"
+            points: dict = {}
+            for p in profiles:
+                if p["label"] == r["label"]:
+                    for roi in p["rois"]:
+                        if roi.get("aligned_mean") is not None:
+                            points.setdefault((roi["position"], roi["roi"]), []).append(roi["aligned_mean"])
+            if points:
+                xs, ys = zip(*((k[0], np.mean(v)) for k, v in points.items()))
+                ax.plot(xs, ys, "o", color=colour, ms=4, alpha=0.7)
+            ax.plot(x, _finite(r["alignment_b0"]) + _finite(r["alignment_slope"]) * x, color=colour,
+                    label=f"{r['label']}: slope {_finite(r['alignment_slope']):.2f}")
+        ax.set_xlim(-0.05, 1.05)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel("hierarchy position (early 0, late 1)")
+        ax.set_ylabel("layer (first 0, last 1)")
+        ax.set_title(fam, fontsize=9)
+        ax.legend(fontsize=6)
+    return fig
+
+
+def comparison_figure(comparisons: list, measures=FOREST_MEASURES):
+    """Paired differences a - b with their intervals (``comparisons.csv``), one panel per measure,
+    one row per pair; the line at 0 is 'no difference'."""
+    from matplotlib.figure import Figure
+
+    measures = [m for m in measures if any(c["measure"] == m for c in comparisons)]
+    pairs = list(dict.fromkeys((c["a"], c["b"]) for c in comparisons))
+    fig = Figure(figsize=(5.2 * max(len(measures), 1), 0.8 + 0.35 * max(len(pairs), 1)), layout="constrained")
+    axes = fig.subplots(1, max(len(measures), 1), squeeze=False)[0]
+    for ax, m in zip(axes, measures):
+        rows = {(c["a"], c["b"]): c for c in comparisons if c["measure"] == m}
+        for k, pair in enumerate(pairs):
+            c = rows[pair]
+            d, lo, hi = _finite(c["difference"]), _finite(c["ci_low"]), _finite(c["ci_high"])
+            ax.errorbar([d], [k], xerr=np.clip(np.nan_to_num([[d - lo], [hi - d]]), 0, None), fmt="o", capsize=3,
+                        color="C3" if c["kind"] == "vs null" else "C0")
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_yticks(range(len(pairs)), [f"{a} - {b}" for a, b in pairs], fontsize=6)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"difference in {m.replace('_', ' ')}")
+    if comparisons:
+        c = comparisons[0]
+        fig.suptitle(f"paired differences ({c['interval']}); red: against the null", fontsize=8)
     return fig
 
 
 def profile_figure(profiles: list):
-    """Per-ROI layer profiles, one panel per family: each run's mean expected layer per ROI (ROIs
-    early -> late), one line per backbone (and subject, when there are several)."""
+    """Per-ROI layer profiles, one panel per family: the mean expected layer per ROI group (early ->
+    late), one line per backbone (and subject, when there are several), averaged over seeds."""
     from matplotlib.figure import Figure
 
     families = list(dict.fromkeys(p["family"] for p in profiles))
@@ -58,10 +122,14 @@ def profile_figure(profiles: list):
         rois = list(dict.fromkeys(r["roi"] for p in members for r in p["rois"]))
         if not rois:
             ax.text(0.5, 0.5, "the subject has no ROIs", ha="center", va="center", transform=ax.transAxes)
+        runs: dict = {}  # the seeds of one (backbone, subject): one line, their mean
         for p in members:
-            values = {r["roi"]: r["expected_mean"] for r in p["rois"]}
-            label = p["label"] if len(subjects) == 1 else f"{p['label']} ({p['subject']})"
-            ax.plot(range(len(rois)), [_finite(values.get(r)) for r in rois], marker="o", label=label)
+            runs.setdefault((p["label"], p["subject"]), []).append({r["roi"]: _finite(r["expected_mean"])
+                                                                    for r in p["rois"]})
+        for (label, subject), seeds in runs.items():
+            mean = [np.nanmean([v.get(r, np.nan) for v in seeds]) if any(np.isfinite(v.get(r, np.nan)) for v in seeds)
+                    else np.nan for r in rois]
+            ax.plot(range(len(rois)), mean, marker="o", label=label if len(subjects) == 1 else f"{label} ({subject})")
         ax.set_xticks(range(len(rois)), [str(r).rsplit("/", 1)[-1] for r in rois], rotation=30, ha="right",
                       fontsize=7)
         ax.set_ylim(0, 1)
@@ -101,13 +169,12 @@ def forgetting_figure(ft_rows: list):
 
 def _interval(rows: list, key: str):
     """(values, (2, n) error bar lengths) of column ``key`` and its interval columns (``key_ci_low``
-    / ``key_ci_high``; the hierarchy score's are ``hierarchy_ci_low`` / ``_ci_high``); no interval
-    columns: no bars."""
-    stem = "hierarchy" if key == "hierarchy_rho" else key
+    / ``key_ci_high``); no interval columns: no bars."""
     y = np.array([_finite(r.get(key)) for r in rows])
-    lo = np.array([_finite(r.get(f"{stem}_ci_low")) for r in rows])
-    hi = np.array([_finite(r.get(f"{stem}_ci_high")) for r in rows])
-    return y, np.vstack([np.nan_to_num(y - lo), np.nan_to_num(hi - y)])
+    lo = np.array([_finite(r.get(f"{key}_ci_low")) for r in rows])
+    hi = np.array([_finite(r.get(f"{key}_ci_high")) for r in rows])
+    # a percentile interval need not contain the point estimate: an arm never goes negative
+    return y, np.clip(np.nan_to_num(np.vstack([y - lo, hi - y])), 0, None)
 
 
 def forgetting_relation_figure(ft_rows: list):
@@ -239,9 +306,24 @@ def _forgetting_and_scaling_figures(study, rows: list, ft_rows, scaling_rows, fo
     return figs
 
 
-def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_rows=None,
-                  scaling_rows=None) -> dict:
-    """Save every figure under ``out/figures``; returns {caption: path}."""
+def _reliable(maps: dict, frame) -> dict:
+    """The maps restricted to the subject's reliable vertices (those at or above min_ceiling)."""
+    from factortopy.runs import match_columns
+
+    keep = frame.hierarchy["reliable"]
+    if keep is None:
+        return maps
+    idx = match_columns(maps["vertex"], maps["hemi"], frame.vertex, frame.hemi)
+    rows = (idx >= 0) & keep[np.maximum(idx, 0)]
+    n = len(rows)
+    return {k: (v[rows] if isinstance(v, np.ndarray) and v.ndim and len(v) == n else v) for k, v in maps.items()}
+
+
+def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_rows=None, scaling_rows=None,
+                  alignment=None, comparisons=None, frames=None) -> dict:
+    """Save every figure under ``out/figures``; returns {caption: path}. alignment: the pooled rows
+    (one per backbone); comparisons: the paired rows; frames: {subject: SubjectFrame} (maps keep
+    only reliable vertices when the study sets min_ceiling)."""
     from factortopy.runs.maps import load_maps
     from factortopy.study.config import slug
     from factortopy.viz.grid import compare_figure
@@ -249,18 +331,28 @@ def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_r
     folder = os.path.join(out, "figures")
     os.makedirs(folder, exist_ok=True)
     figs = {}
+
+    def save(caption, name, fig):
+        figs[caption] = os.path.join(folder, name)
+        fig.savefig(figs[caption], dpi=DPI)
+
     for subject in study.subjects:
-        columns = {p.backbone.label: load_maps(p.run_dir) for p in pairs if p.subject == subject}
-        fig = compare_figure(columns, rows=("layer", "space", "scale"), view=study.view,
-                             title=f"{subject}: one column per backbone")
-        figs[f"layer, space and scale maps: {subject}"] = os.path.join(folder, f"maps_{slug(subject)}.png")
-        fig.savefig(figs[f"layer, space and scale maps: {subject}"], dpi=DPI)
-    figs["hierarchy score vs parameters"] = os.path.join(folder, "scaling.png")
-    scaling_figure(rows).savefig(figs["hierarchy score vs parameters"], dpi=DPI)
-    figs["per-ROI layer profiles per family"] = os.path.join(folder, "profiles.png")
-    profile_figure(profiles).savefig(figs["per-ROI layer profiles per family"], dpi=DPI)
+        first = [p for p in pairs if p.subject == subject and p.seed == study.seeds[0]]
+        columns = {p.backbone.label: load_maps(p.run_dir) for p in first}
+        if frames:
+            columns = {k: _reliable(v, frames[subject]) for k, v in columns.items()}
+        reliable = f", vertices with noise ceiling >= {study.min_ceiling}" if study.min_ceiling else ""
+        save(f"layer, space and scale maps: {subject} (seed {study.seeds[0]}{reliable})", f"maps_{slug(subject)}.png",
+             compare_figure(columns, rows=("layer", "space", "scale"), view=study.view,
+                            title=f"{subject}: one column per backbone"))
+    if alignment:
+        save("brain-network alignment: the line through each ROI's mean layer", "alignment.png",
+             alignment_figure(alignment, profiles))
+        save("alignment slope vs parameters", "scaling.png", scaling_figure(alignment))
+    save("per-ROI layer profiles per family", "profiles.png", profile_figure(profiles))
+    if comparisons:
+        save("paired differences between backbones", "comparisons.png", comparison_figure(comparisons))
     if ft_rows:
-        figs["fine-tuning: drift and map change"] = os.path.join(folder, "finetune.png")
-        forgetting_figure(ft_rows).savefig(figs["fine-tuning: drift and map change"], dpi=DPI)
+        save("fine-tuning: drift and map change", "finetune.png", forgetting_figure(ft_rows))
     figs.update(_forgetting_and_scaling_figures(study, rows, ft_rows, scaling_rows, folder))
     return figs

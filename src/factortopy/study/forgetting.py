@@ -309,7 +309,8 @@ def finetune_table(study, pairs: list, rows: list, out: str) -> list:
     cfg = study.finetune
     grid = FitConfig(**study.fit).grid
     alignment_by = measure_column(rows, cfg.alignment, "the fine-tuning study's alignment (finetune.csv)")
-    by_key = {(p.subject, p.backbone.label): (p, r) for p, r in zip(pairs, rows)}
+    # the study's own seed: the one its noise-floor refit (seed + 1) is measured against
+    by_key = {(p.subject, p.backbone.label): (p, r) for p, r in zip(pairs, rows) if p.seed == study.base_seed}
     refits = {(p.subject, p.backbone.label): p for p in noise_floor_pairs(study, out)}
     probe = _probe_results(study, out, grid)
     cache = os.path.join(out, "features")
@@ -332,8 +333,8 @@ def finetune_table(study, pairs: list, rows: list, out: str) -> list:
                 row = dict(subject=subject_name, label=p.backbone.label, recipe=p.backbone.recipe, base=base,
                            base_alignment=base_row.get(alignment_by), alignment_by=alignment_by,
                            base_hierarchy_rho=base_row["hierarchy_rho"],
-                           base_hierarchy_ci_low=base_row["hierarchy_ci_low"],
-                           base_hierarchy_ci_high=base_row["hierarchy_ci_high"], hierarchy_rho=r["hierarchy_rho"],
+                           base_hierarchy_ci_low=base_row["hierarchy_rho_ci_low"],
+                           base_hierarchy_ci_high=base_row["hierarchy_rho_ci_high"], hierarchy_rho=r["hierarchy_rho"],
                            base_heldout_r=base_row["heldout_r"], heldout_r=r["heldout_r"])
                 version_draws = {}
                 if probe is not None:

@@ -77,16 +77,56 @@ def scaling_section(scaling_rows: list) -> list:
             html_table(scaling_rows)]
 
 
-def write_page(study, rows: list, ft_rows, figures: dict, out: str, scaling_rows=None) -> str:
-    """Write ``out/index.html`` (table, fine-tuning table, scaling table, figures); returns its path."""
+#: the columns of the Table 2 layout on the page, in order (alignment.csv has them all)
+TABLE2 = ("label", "method", "params", "alignment_slope", "alignment_b0", "alignment_b1", "brain_r2", "heldout_r",
+          "hierarchy_rho", "null", "n_subjects", "n_seeds")
+
+
+def _with_interval(rows: list, columns, measures) -> list:
+    """Rows with each measure and its interval in one cell ('0.91 [0.88, 0.93]')."""
+    out = []
+    for r in rows:
+        row = {}
+        for c in columns:
+            if c in measures and r.get(c) is not None:
+                lo, hi = r.get(f"{c}_ci_low"), r.get(f"{c}_ci_high")
+                row[c] = f"{_fmt(r[c])} [{_fmt(lo)}, {_fmt(hi)}]" if lo is not None else _fmt(r[c])
+            else:
+                row[c] = r.get(c)
+        out.append(row)
+    return out
+
+
+def write_page(study, rows: list, ft_rows, figures: dict, out: str, scaling_rows=None, alignment=None,
+               comparisons=None) -> str:
+    """Write ``out/index.html`` (the Table 2 layout, the comparisons, the per-run table, the
+    fine-tuning and scaling tables, figures); returns its path."""
+    from factortopy.study.inference import MEASURES
+
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(study.name)}</title>"
              f"<style>{_STYLE}</style></head><body>",
-             f"<h1>{html.escape(study.name)}</h1>",
-             "<p>One row per (subject, backbone) run. heldout_r: mean Pearson r on held-out images; "
-             "noise_normalised: % of the noise ceiling (where the data carry one); hierarchy: Spearman rho of "
-             "expected layer with hierarchy position, with its bootstrap interval; layer:ROI: the ROI's mean "
-             "expected layer (0 = first layer, 1 = last).</p>",
-             html_table(rows)]
+             f"<h1>{html.escape(study.name)}</h1>"]
+    if alignment:
+        interval = html.escape(str(alignment[0].get("interval", "")))
+        parts += ["<h2>Brain-network alignment (the paper's Table 2 layout)</h2>",
+                  "<p>Per backbone, pooled over subjects and seeds: the line y = b0 + slope x of each vertex's "
+                  f"layer (first 0, last 1; {html.escape(study.alignment_layer)}) against its ROI's place in the "
+                  f"hierarchy (early 0, late 1; scheme {html.escape(study.hierarchy)}): a larger slope, a smaller "
+                  "b0 and a larger b1 mean a better alignment. brain_r2: the brain score, mean R^2 on held-out "
+                  f"images. null: the random-init version of the architecture (chance). Intervals: {interval}.</p>",
+                  html_table(_with_interval(alignment, TABLE2, MEASURES))]
+    if comparisons:
+        parts += ["<h2>Comparisons</h2>",
+                  "<p>Paired differences a - b (same subjects, seeds and spatial blocks), with their interval and "
+                  "p-value; kind 'vs null': a network against its random-init version.</p>",
+                  html_table(comparisons)]
+    parts += ["<h2>Runs</h2>",
+              "<p>One row per (subject, backbone, seed) run, each measure with its block-bootstrap interval. "
+              "heldout_r: mean Pearson r on held-out images; noise_normalised: % of the noise ceiling (where the "
+              "data carry one), nc:ROI per ROI group; hierarchy_rho: Spearman of expected layer with hierarchy "
+              "position (secondary); roi_*: where the vertices fall under the scheme; layer:ROI: the group's mean "
+              "expected layer (0 = first layer, 1 = last).</p>",
+              html_table(rows)]
     if ft_rows:
         parts += finetune_section(ft_rows)
     if scaling_rows:

@@ -8,7 +8,9 @@ Layout of the study directory ``DIR``::
                                         noise-floor refit and data-scaling subset (their own digests)
     DIR/features/                       the feature cache: once per (backbone, image set)
     DIR/finetune/<label>-<digest>.safetensors (+ .json log)  checkpoints the study fine-tuned
-    DIR/summary.csv, DIR/profiles.json  the table (factortopy.study.summary)
+    DIR/summary.csv, DIR/profiles.json  one row per run, per-ROI layer profiles (factortopy.study.summary)
+    DIR/alignment.csv                   per backbone, pooled over subjects and seeds (factortopy.study.inference)
+    DIR/comparisons.csv                 per measure and pair of backbones: paired differences
     DIR/finetune.csv                    the fine-tuning study's table (factortopy.study.forgetting)
     DIR/probe/                          probe features, per (backbone, probe images, layer)
     DIR/scaling.csv                     the data-scaling table (factortopy.study.scaling)
@@ -83,9 +85,9 @@ def auxiliary_pairs(study: Study, out: str, main: list) -> list:
 
 
 def _pair_record(p: Pair, out: str) -> dict:
-    return dict(subject=p.subject, label=p.backbone.label, family=p.backbone.family, method=p.backbone.method,
-                finetune_of=p.backbone.finetune_of, spec=p.backbone.spec.to_dict(),
-                run_dir=os.path.relpath(p.run_dir, out))
+    return dict(subject=p.subject, label=p.backbone.label, seed=p.seed, family=p.backbone.family,
+                method=p.backbone.method, finetune_of=p.backbone.finetune_of, null=p.backbone.null,
+                spec=p.spec.to_dict(), run_dir=os.path.relpath(p.run_dir, out))
 
 
 def is_finished(pair: Pair) -> bool:
@@ -97,7 +99,7 @@ def is_finished(pair: Pair) -> bool:
     config = read_config(pair.run_dir)
     recorded = (config.get("backbone") or {}).get("spec")
     fitcfg = config.get("fit") or {}
-    same = recorded == pair.backbone.spec.to_dict() and config.get("data") == pair.data and \
+    same = recorded == pair.spec.to_dict() and config.get("data") == pair.data and \
         all(fitcfg.get(k) == v for k, v in pair.fit.items() if k != "device")
     if not same:  # the folder's digest says these settings, its config says others: never reuse it
         raise ValueError(f"{pair.run_dir} holds a run of another spec or settings than its name says; "
@@ -105,24 +107,38 @@ def is_finished(pair: Pair) -> bool:
     return True
 
 
-def _fit_here(pending: list, out: str, device: str, progress: bool) -> None:
+def _fit_here(study: Study, pending: list, out: str, device: str, progress: bool) -> None:
     from factortopy.data import load_subject
+    from factortopy.study.inference import subject_hierarchy
 
     subjects = {}
     for i, p in enumerate(pending):
-        _log(f"fit {i + 1}/{len(pending)}: {p.backbone.label} on {p.subject} -> {p.run_dir}", progress)
+        _log(f"fit {i + 1}/{len(pending)}: {p.backbone.label} (seed {p.seed}) on {p.subject} -> {p.run_dir}",
+             progress)
         if p.data not in subjects:
             subjects = {p.data: load_subject(p.data)}  # one subject in memory at a time
-        fit(subjects[p.data], backbone=p.backbone.spec, out=p.run_dir, data_spec=p.data, progress=progress,
+            subject_hierarchy(subjects[p.data], study, p.subject)  # a subject the summary cannot place: say so now
+        fit(subjects[p.data], backbone=p.spec, out=p.run_dir, data_spec=p.data, progress=progress,
             cache_dir=os.path.join(out, "features"),
             **{**p.fit, "device": device})
 
 
-def _fit_sweep(pending: list, out: str, gpus: list, device: str, progress: bool) -> None:
+def check_subjects(study: Study, pending: list) -> None:
+    """Load each subject with pending fits once and raise now if the summary could not place its
+    vertices in the hierarchy (:func:`factortopy.study.inference.subject_hierarchy`)."""
+    from factortopy.data import load_subject
+    from factortopy.study.inference import subject_hierarchy
+
+    for name, data in dict.fromkeys((p.subject, p.data) for p in pending):
+        subject_hierarchy(load_subject(data), study, name)
+
+
+def _fit_sweep(study: Study, pending: list, out: str, gpus: list, device: str, progress: bool) -> None:
     from factortopy.fitting.distributed import run_sweep
     from factortopy.runs import write_json
     from factortopy.study.worker import job_for
 
+    check_subjects(study, pending)  # before any GPU time is spent
     job_dir = os.path.join(out, "jobs")
     os.makedirs(job_dir, exist_ok=True)
     jobs = []
@@ -131,7 +147,7 @@ def _fit_sweep(pending: list, out: str, gpus: list, device: str, progress: bool)
         write_json(path, job_for(p, out, device))
         jobs.append([sys.executable, "-m", "factortopy.study.worker", path])
     codes = run_sweep(jobs, gpus, log_dir=job_dir, verbose=progress)
-    failed = [f"{pending[i].backbone.label} on {pending[i].subject} (log {job_dir}/job_{i}.log)"
+    failed = [f"{pending[i].backbone.label} (seed {pending[i].seed}) on {pending[i].subject} (log {job_dir}/job_{i}.log)"
               for i, c in enumerate(codes) if c != 0]
     if failed:
         raise RuntimeError(f"{len(failed)} fit(s) failed: " + "; ".join(failed) + ". Run the study again to "
@@ -156,16 +172,17 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     the directory ``out``: fit what is not fitted, then write the table, figures and page.
 
     gpus: GPU ids to run one fit process on each (default: every visible GPU when the device is
-    CUDA and there are several). device: overrides the study's. figures: False writes the table
+    CUDA and there are several). device: overrides the study's. figures: False writes the tables
     only. launcher: where the fits run, over the study file's ``[launcher]``: 'process' (here),
     'local' or 'slurm' (one submitit job per fit), or a dict of
     :class:`~factortopy.study.launch.LaunchSettings` fields.
-    Returns {'summary': rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or
-    None, 'fitted': n (runs fitted now, refits and data-scaling subsets included)}.
+    Returns {'summary': rows (one per run), 'alignment': rows (one per backbone), 'comparisons':
+    rows, 'finetune': rows or None, 'scaling': rows or None, 'page': path or None, 'fitted': n (runs
+    fitted now, refits and data-scaling subsets included)}.
     """
     from factortopy.runs import write_json
     from factortopy.study.launch import settings_for
-    from factortopy.study.summary import write_summary
+    from factortopy.study.summary import inference_settings, write_summary
 
     study = load_study(source, base_dir=base_dir)
     if device is not None:
@@ -178,7 +195,8 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     todo = pairs(study, out)
     extra = auxiliary_pairs(study, out, todo)
     write_json(os.path.join(out, "study.json"),
-               dict(name=study.name, subjects=study.subjects, fit=study.fit,
+               dict(name=study.name, subjects=study.subjects, fit=study.fit, seeds=study.seeds,
+                    inference=inference_settings(study),
                     finetune=None if study.finetune is None else asdict(study.finetune),
                     scaling=None if study.scaling is None else asdict(study.scaling),
                     pairs=[_pair_record(p, out) for p in todo],
@@ -192,11 +210,12 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     if pending and launch_settings.kind != "process":
         from factortopy.study.launch import launch
 
+        check_subjects(study, pending)  # before any cluster time is spent
         launch(pending, out, launch_settings, study.device, progress)
     elif pending and sweep:
-        _fit_sweep(pending, out, sweep, study.device, progress)
+        _fit_sweep(study, pending, out, sweep, study.device, progress)
     elif pending:
-        _fit_here(pending, out, study.device, progress)
+        _fit_here(study, pending, out, study.device, progress)
     result = write_summary(study, todo, out, figures=figures, progress=progress)
     result["fitted"] = len(pending)
     return result

@@ -110,23 +110,26 @@ def scaling_table(study, pairs: list, rows: list, out: str) -> list:
     from factortopy.runs import open_run
     from factortopy.runs.maps import load_maps
     from factortopy.study.forgetting import local_vertices, map_change
+    from factortopy.study.inference import SubjectFrame
     from factortopy.study.summary import run_row, write_csv
 
     cfg = study.scaling
-    main = {(p.subject, p.backbone.label): (p, r) for p, r in zip(pairs, rows)}
+    # the subsets are fitted with the study's own seed: 'all' is that seed's run
+    main = {(p.subject, p.backbone.label): (p, r) for p, r in zip(pairs, rows) if p.seed == study.base_seed}
     subsets: dict = {}
     for p in scaling_pairs(study, out):
         subsets.setdefault((p.subject, p.backbone.label), []).append(p)
     table = []
     for subject_name, data in study.subjects.items():
         subject = load_subject(data)
+        frame = SubjectFrame(subject, study, subject_name)
         for key in ((subject_name, label) for label in scaled_labels(study)):
             all_pair, all_row = main[key]
             all_maps = load_maps(all_pair.run_dir)
             local = local_vertices(all_maps, cfg.local_threshold)
             points = [(p, p.fit["train_images"]) for p in subsets.get(key, [])] + [(all_pair, ALL)]
             for p, n in points:
-                row = all_row.copy() if n == ALL else run_row(p, subject, study.n_boot)[0]
+                row = all_row.copy() if n == ALL else run_row(p, subject, frame, study)[0]
                 metrics = open_run(p.run_dir).metrics
                 row.update(train_images=n, n_train=int(metrics.get("n_train")),
                            heldout_r2=metrics.get("heldout_r2_mean", metrics.get("val_r2_mean")),

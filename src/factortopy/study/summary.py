@@ -1,16 +1,25 @@
-"""The study's table: one row per (subject, backbone) run, written as ``summary.csv`` (read back
-with :func:`load_summary`), and the per-ROI layer profiles as ``profiles.json``.
+"""The study's tables: one row per run (``summary.csv``, read back with :func:`load_summary`),
+one row per backbone pooled over subjects and seeds (``alignment.csv``: the paper's Table 2 layout),
+the paired comparisons (``comparisons.csv``; :mod:`factortopy.study.inference`) and the per-ROI
+layer profiles (``profiles.json``).
 
-Columns: subject, label, family, method, backbone (spec name), weights (how chosen), params
-(parameter count), heldout_r (metrics.json ``heldout_pearson_mean``, the headline; the early-stopping
-images' r when the fit held none out), noise_normalised (mean Algonauts score, % of the noise
-ceiling, on the same images; empty when the data carry no ceiling), hierarchy_rho / _ci_low /
-_ci_high (:func:`factortopy.analysis.hierarchy_score` of the run's layer map: by the subject's ROI
-ranks, else by geodesic distance from the occipital pole; block-bootstrap interval),
-hierarchy_by, finetune_of (the base label of a fine-tuned version), run (the RUN_DIR, relative),
-then ``layer:<ROI>`` per ROI: the ROI's mean expected layer (0 = first, 1 = last).
-pretraining_images (after params): images in the backbone's pretraining set
-(:func:`factortopy.study.scaling.pretraining_images`; empty = unknown).
+``summary.csv`` columns: subject, label, seed (the fit's), family, method, backbone (spec name),
+weights (how chosen), params (parameter count); the measures of :mod:`factortopy.study.inference`,
+each with ``_ci_low`` / ``_ci_high`` (its block-bootstrap interval): alignment_slope, alignment_b0,
+alignment_b1 (the alignment line, :mod:`factortopy.analysis.alignment`), brain_r2 (mean held-out
+R^2: the paper's brain score), heldout_r (mean held-out Pearson r; the early-stopping images' when
+the fit held none out), hierarchy_rho (Spearman, secondary); hierarchy_by (``roi:<scheme>`` or
+``geodesic``), alignment_layer, alignment_fit, alignment_n (vertices in the line); where the
+vertices are under the scheme (:func:`factortopy.analysis.roi_hierarchy.hierarchy_positions`):
+roi_ranked, roi_overlaps (ranked, inside two ranked ROIs: resolved by ``overlap``), roi_excluded,
+roi_unranked (in a ROI the scheme does not rank), roi_none (in no regional ROI); min_ceiling and
+vertices_reliable (with a reliability threshold); noise_normalised (mean Algonauts score, % of the
+noise ceiling, over all vertices; empty when the data carry no ceiling); null (the label of the
+backbone's random-init reference); pretraining_images (after params: images in the backbone's
+pretraining set, :func:`factortopy.study.scaling.pretraining_images`; empty = unknown); finetune_of (the base label of a fine-tuned version); run (the
+RUN_DIR, relative); then per group of the scheme, early -> late, ``nc:<group>`` (mean Algonauts
+score of its vertices, where the data carry a ceiling) and ``layer:<group>`` (its mean expected
+layer, 0 = first, 1 = last).
 """
 from __future__ import annotations
 
@@ -21,10 +30,9 @@ import os
 
 import numpy as np
 
-BASE_COLUMNS = ("subject", "label", "family", "method", "backbone", "weights", "params", "pretraining_images",
-                "heldout_r", "noise_normalised", "hierarchy_rho", "hierarchy_ci_low", "hierarchy_ci_high",
-                "hierarchy_by", "finetune_of", "run")
 SUMMARY = "summary.csv"
+ALIGNMENT = "alignment.csv"
+COMPARISONS = "comparisons.csv"
 PROFILES = "profiles.json"
 
 _PARAMS: dict = {}
@@ -41,14 +49,8 @@ def parameter_count(spec) -> int:
 
 
 def subject_rois(subject) -> dict:
-    """The subject's ROI masks ({name: (n_vertices,) bool}), ordered early -> late by
-    :data:`factortopy.analysis.DEFAULT_ROI_RANK` (unranked names last); {} when it has none."""
-    from factortopy.analysis.hierarchy import roi_position
-
-    rois = subject.extra.get("rois") or {}
-    rank = roi_position(list(rois)) if rois else []
-    order = sorted(range(len(rois)), key=lambda i: (math.inf if np.isnan(rank[i]) else rank[i], list(rois)[i]))
-    return {list(rois)[i]: np.asarray(rois[list(rois)[i]], bool) for i in order}
+    """The subject's ROI masks as the loader gives them ({label: (n_vertices,) bool}); {} when it has none."""
+    return {k: np.asarray(m, bool) for k, m in (subject.extra.get("rois") or {}).items()}
 
 
 def aligned_rois(rois: dict, subject, maps) -> dict:
@@ -59,59 +61,85 @@ def aligned_rois(rois: dict, subject, maps) -> dict:
     return {k: np.where(idx >= 0, m[np.maximum(idx, 0)], False) for k, m in rois.items()}
 
 
-def roi_labels(masks: dict, n: int) -> np.ndarray:
-    """(n,) ROI name per vertex from masks ('' = none; overlapping masks: the later one names it)."""
-    labels = np.full(n, "", dtype=object)
-    for name, m in masks.items():
-        labels[m] = name
-    return labels
+def roi_labels(masks: dict, n: int, scheme=None, overlap: str = "earliest") -> np.ndarray:
+    """(n,) the ROI group of each vertex under one ranking scheme (default the paper's; '' = none):
+    overlapping masks resolved by ``overlap``, whole-brain masks and ROIs outside the scheme name
+    no vertex (:func:`factortopy.analysis.roi_hierarchy.hierarchy_positions`)."""
+    from factortopy.analysis.roi_hierarchy import hierarchy_positions
+
+    return hierarchy_positions(masks, n, scheme, overlap)["group"]
 
 
-def noise_normalised(run_dir: str, subject) -> float | None:
-    """Mean Algonauts score (% of the noise ceiling) of the run on its held-out images (or, without
-    any, its early-stopping images), when the subject carries a noise ceiling; else None.
-    Evaluates the run once (``eval_<split>.json`` in the RUN_DIR is reused afterwards)."""
+def noise_scores(run_dir: str, subject) -> dict | None:
+    """Per-vertex Algonauts score (% of the noise ceiling) of the run on its held-out images (or,
+    without any, its early-stopping images): {'vertex', 'hemi', 'score'}, when the subject carries
+    a noise ceiling; else None. Evaluates the run once (``eval_<split>.npz`` is reused)."""
     from factortopy.evaluation.run import evaluate_run
-    from factortopy.runs import eval_files, open_run, read_json
+    from factortopy.runs import eval_files, open_run, read_npz
 
     if subject.extra.get("noise_ceiling") is None and subject.extra.get("ncsnr") is None:
         return None
     run = open_run(run_dir)
     split = "heldout" if (run.config.get("split") or {}).get("heldout_image_ids") else "val"
-    done = os.path.join(run_dir, eval_files(split)[1])
-    if os.path.isfile(done) and "score_mean" in read_json(done):
-        return float(read_json(done)["score_mean"])
-    res = evaluate_run(run_dir, split=split, subject=subject)
-    return float(np.nanmean(res["score"])) if "score" in res else None
+    done = os.path.join(run_dir, eval_files(split)[0])
+    res = read_npz(done) if os.path.isfile(done) else None
+    if res is None or "score" not in res:
+        res = evaluate_run(run_dir, split=split, subject=subject)
+    return {k: res[k] for k in ("vertex", "hemi", "score")} if "score" in res else None
 
 
-def run_row(pair, subject, n_boot: int = 1000) -> tuple[dict, dict]:
-    """(summary row, profile record) of one finished pair (see the module docstring)."""
-    from factortopy.analysis.hierarchy import hierarchy_score
+def noise_normalised(run_dir: str, subject) -> float | None:
+    """Mean Algonauts score over the run's vertices (:func:`noise_scores`); None without a ceiling."""
+    scores = noise_scores(run_dir, subject)
+    return None if scores is None else float(np.nanmean(scores["score"]))
+
+
+def run_row(pair, subject, frame, study) -> tuple[dict, dict, dict]:
+    """(summary row, profile record, measure draws) of one finished run (module docstring); frame:
+    the subject's :class:`factortopy.study.inference.SubjectFrame`."""
     from factortopy.analysis.profiles import roi_layer_profiles
     from factortopy.runs import open_run
+    from factortopy.study.inference import run_intervals
 
-    run = open_run(pair.run_dir)
-    maps = run.maps()
-    metrics = run.metrics
-    rois = aligned_rois(subject_rois(subject), subject, maps)
-    labels = roi_labels(rois, len(maps["vertex"])) if rois else None  # none: geodesic distance
-    h = hierarchy_score(maps["layer_probs"], roi=labels, vertex=maps["vertex"], hemi=maps["hemi"], n_boot=n_boot)
-    bb = pair.backbone
-    row = dict(subject=pair.subject, label=bb.label, family=bb.family, method=bb.method, backbone=bb.spec.name,
-               weights=bb.spec.weights_label, params=parameter_count(bb.spec),
+    maps = open_run(pair.run_dir).maps()
+    values = frame.measures(maps)
+    h = frame.hierarchy
+    bb, spec = pair.backbone, pair.spec
+    c = h["counts"]
+    x_ok = np.isfinite(h["position"]) & np.isfinite(frame.columns(np.ones(len(maps["vertex"])), maps["vertex"],
+                                                                   maps["hemi"]))
+    scores = noise_scores(pair.run_dir, subject)
+    row = dict(subject=pair.subject, label=bb.label, seed=pair.seed, family=bb.family, method=bb.method,
+               backbone=spec.name, weights=spec.weights_label, params=parameter_count(spec),
                pretraining_images=bb.pretraining_images,
-               heldout_r=metrics.get("heldout_pearson_mean", metrics.get("val_pearson_mean")),
-               noise_normalised=noise_normalised(pair.run_dir, subject),
-               hierarchy_rho=h["rho"], hierarchy_ci_low=h["ci_low"], hierarchy_ci_high=h["ci_high"],
-               hierarchy_by=h["method"], finetune_of=bb.finetune_of, run=pair.run_dir)
-    profile = dict(subject=pair.subject, label=bb.label, family=bb.family, layer_names=maps["layer_names"], rois=[])
-    if rois:
-        for r in roi_layer_profiles(maps["layer_probs"], rois, maps["layer_names"]):
+               **run_intervals(values), hierarchy_by=h["method"], alignment_layer=study.alignment_layer,
+               alignment_fit=study.alignment_fit, alignment_n=int(x_ok.sum()), roi_ranked=c["ranked"],
+               roi_overlaps=c["overlaps"], roi_excluded=c["excluded"], roi_unranked=c["unranked"],
+               roi_none=c["no_roi"], min_ceiling=study.min_ceiling, vertices_reliable=h["n_reliable"],
+               noise_normalised=None if scores is None else float(np.nanmean(scores["score"])),
+               null=bb.null, finetune_of=bb.finetune_of, run=pair.run_dir)
+    order = [g for g, _ in h["groups"]]
+    if scores is not None:
+        score = frame.columns(scores["score"], scores["vertex"], scores["hemi"])
+        for g in order:
+            inside = h["group"] == g
+            row[f"nc:{g}"] = float(np.nanmean(score[inside])) if np.isfinite(score[inside]).any() else None
+    profile = dict(subject=pair.subject, label=bb.label, seed=pair.seed, family=bb.family,
+                   layer_names=maps["layer_names"], scheme=h["method"], rois=[])
+    if order:
+        from factortopy.analysis.alignment import normalised_layer
+
+        probs = frame.columns(maps["layer_probs"], maps["vertex"], maps["hemi"])
+        have = np.isfinite(probs).all(1)
+        aligned = normalised_layer(probs[have], study.alignment_layer)  # what the alignment line fits
+        for r in roi_layer_profiles(probs[have], h["group"][have], maps["layer_names"], roi_order=order):
+            inside = h["group"][have] == r["roi"]
             row[f"layer:{r['roi']}"] = r["expected_mean"]
-            profile["rois"].append(dict(roi=r["roi"], n=r["n"], expected_mean=r["expected_mean"],
+            profile["rois"].append(dict(roi=r["roi"], n=r["n"], position=dict(h["groups"])[r["roi"]],
+                                        expected_mean=r["expected_mean"] if r["n"] else None,
+                                        aligned_mean=float(aligned[inside].mean()) if inside.any() else None,
                                         mean_probs=np.asarray(r["mean_probs"]).tolist()))
-    return row, profile
+    return row, profile, values
 
 
 def _cell(v) -> str:
@@ -162,20 +190,30 @@ def load_summary(study_dir):
 
 
 def write_summary(study, pairs: list, out: str, figures: bool = True, progress: bool = True) -> dict:
-    """Rows for every pair (subjects loaded one at a time), then summary.csv, profiles.json, the
-    fine-tuning table, the data-scaling table, the figures and the page. Returns {'summary',
+    """Rows for every run (subjects loaded one at a time), the pooled and paired tables, then
+    summary.csv, alignment.csv, comparisons.csv, profiles.json, the fine-tuning table, the
+    data-scaling table, the figures and the page. Returns {'summary', 'alignment', 'comparisons',
     'finetune', 'scaling', 'page'}."""
     from factortopy.data import load_subject
+    from factortopy.study.inference import SubjectFrame, pool
 
-    rows, profiles, subjects = [], [], {}
+    rows, profiles, frames, values = [], [], {}, {}
+    subject = None
     for p in pairs:
-        if p.data not in subjects:
-            subjects = {p.data: load_subject(p.data)}
-        row, profile = run_row(p, subjects[p.data], study.n_boot)
+        if p.subject not in frames:  # pairs come subject by subject
+            subject = load_subject(p.data)
+            frames[p.subject] = SubjectFrame(subject, study, p.subject)
+        row, profile, values[(p.subject, p.backbone.label, p.seed)] = run_row(p, subject, frames[p.subject], study)
         row["run"] = os.path.relpath(p.run_dir, out)
         rows.append(row)
         profiles.append(profile)
+    pooled, comparisons = pool(study, frames, values)
+    params = {r["label"]: r["params"] for r in rows}
+    pooled = [{**{k: r[k] for k in ("label", "family", "method")}, "params": params[r["label"]], **r}
+              for r in pooled]
     write_csv(os.path.join(out, SUMMARY), rows)
+    write_csv(os.path.join(out, ALIGNMENT), pooled)
+    write_csv(os.path.join(out, COMPARISONS), comparisons)
     with open(os.path.join(out, PROFILES), "w") as f:
         json.dump(profiles, f, indent=1)
     ft_rows = scaling_rows = None
@@ -192,11 +230,14 @@ def write_summary(study, pairs: list, out: str, figures: bool = True, progress: 
         from factortopy.study.figures import write_figures
         from factortopy.study.page import write_page
 
-        figs = write_figures(study, pairs, rows, profiles, out, ft_rows, scaling_rows=scaling_rows)
-        page = write_page(study, rows, ft_rows, figs, out, scaling_rows=scaling_rows)
+        figs = write_figures(study, pairs, rows, profiles, out, ft_rows, scaling_rows=scaling_rows, alignment=pooled,
+                             comparisons=comparisons, frames=frames)
+        page = write_page(study, rows, ft_rows, figs, out, scaling_rows=scaling_rows, alignment=pooled,
+                          comparisons=comparisons)
         if progress:
             print(f"[study] wrote {os.path.join(out, SUMMARY)} and {page}", flush=True)
-    return dict(summary=rows, finetune=ft_rows, scaling=scaling_rows, page=page)
+    return dict(summary=rows, alignment=pooled, comparisons=comparisons, finetune=ft_rows, scaling=scaling_rows,
+                page=page)
 
 
 def measure_column(rows: list, wanted: str, where: str, fallback: str = "hierarchy_rho") -> str:
@@ -213,3 +254,10 @@ def measure_column(rows: list, wanted: str, where: str, fallback: str = "hierarc
     warnings.warn(f"{where}: the summary has no column {wanted!r}; using {fallback!r} instead (recorded beside "
                   "the values)", stacklevel=2)
     return fallback
+
+
+def inference_settings(study) -> dict:
+    """The settings every number of the tables depends on (recorded in study.json)."""
+    return dict(hierarchy=study.hierarchy, overlap=study.overlap, alignment_layer=study.alignment_layer,
+                alignment_fit=study.alignment_fit, n_boot=study.n_boot, n_blocks=study.n_blocks,
+                min_ceiling=study.min_ceiling, seeds=study.seeds, null_reference=study.null_reference)

@@ -10,9 +10,10 @@ import sys
 
 
 def job_for(pair, out: str, device: str) -> dict:
-    """The job of a study's (subject, backbone) pair (:class:`factortopy.study.config.Pair`): every
-    choice its fit needs, as plain JSON types."""
-    return dict(data=pair.data, spec=pair.backbone.spec.to_dict(), fit={**pair.fit, "device": device},
+    """The job of a study's (subject, backbone, seed) pair (:class:`factortopy.study.config.Pair`):
+    every choice its fit needs, as plain JSON types (the pair's own spec: a generated null's carries
+    its seed)."""
+    return dict(data=pair.data, spec=pair.spec.to_dict(), fit={**pair.fit, "device": device},
                 out=pair.run_dir, cache_dir=os.path.join(out, "features"))
 
 
