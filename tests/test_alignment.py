@@ -154,6 +154,8 @@ def test_labelling_by_the_last_mask_was_the_bug():
             "streams": np.ones(3, bool), "nsdgeneral": np.ones(3, bool)}
     assert list(roi_labels(rois, 3)) == ["V1", "V1", ""]
     assert list(roi_labels(rois, 3, scheme="streams")) == ["early", "early", "early"]
+    # hand-made regions that do not overlap keep their own names
+    assert list(roi_labels({"a": np.array([1, 0, 0], bool), "b": np.array([0, 1, 0], bool)}, 3)) == ["a", "b", ""]
 
 
 def test_the_algonauts_release_classes_resolve_as_documented(subject_dir):

@@ -62,11 +62,19 @@ def aligned_rois(rois: dict, subject, maps) -> dict:
 
 
 def roi_labels(masks: dict, n: int, scheme=None, overlap: str = "earliest") -> np.ndarray:
-    """(n,) the ROI group of each vertex under one ranking scheme (default the paper's; '' = none):
-    overlapping masks resolved by ``overlap``, whole-brain masks and ROIs outside the scheme name
-    no vertex (:func:`factortopy.analysis.roi_hierarchy.hierarchy_positions`)."""
+    """(n,) one ROI label per vertex ('' = none). Masks that overlap (the loaders' ROI dict: classes,
+    unions, whole-brain masks) or a given ``scheme``: the vertex's group under that ranking scheme
+    (default the paper's), overlaps resolved by ``overlap``, whole-brain masks and ROIs outside the
+    scheme naming no vertex (:func:`factortopy.analysis.roi_hierarchy.hierarchy_positions`).
+    Disjoint masks without a scheme (hand-made regions): the name of the one mask a vertex is in."""
     from factortopy.analysis.roi_hierarchy import hierarchy_positions
 
+    stacked = np.array([np.asarray(m, bool) for m in masks.values()]).reshape(len(masks), n)
+    if scheme is None and (stacked.sum(0) <= 1).all():
+        labels = np.full(n, "", dtype=object)
+        for name, m in zip(masks, stacked):
+            labels[m] = name
+        return labels.astype(str)
     return hierarchy_positions(masks, n, scheme, overlap)["group"]
 
 
