@@ -17,12 +17,18 @@ def _finite(v) -> float:
     return float(v) if v is not None and np.isfinite(float(v)) else np.nan
 
 
-def _errorbar(ax, x, rows, measure, **kwargs):
-    y = np.array([_finite(r[measure]) for r in rows])
-    lo = np.array([_finite(r[f"{measure}_ci_low"]) for r in rows])
-    hi = np.array([_finite(r[f"{measure}_ci_high"]) for r in rows])
+def _interval(rows: list, key: str):
+    """(values, (2, n) error bar lengths) of column ``key`` and its interval columns (``key_ci_low``
+    / ``key_ci_high``); no interval columns: no bars."""
+    y = np.array([_finite(r.get(key)) for r in rows])
+    lo = np.array([_finite(r.get(f"{key}_ci_low")) for r in rows])
+    hi = np.array([_finite(r.get(f"{key}_ci_high")) for r in rows])
     # a percentile interval need not contain the point estimate: an arm never goes negative
-    arms = np.clip(np.nan_to_num(np.vstack([y - lo, hi - y])), 0, None)
+    return y, np.clip(np.nan_to_num(np.vstack([y - lo, hi - y])), 0, None)
+
+
+def _errorbar(ax, x, rows, measure, **kwargs):
+    y, arms = _interval(rows, measure)
     return ax.errorbar(x, y, yerr=arms, capsize=3, **kwargs)
 
 
@@ -166,16 +172,6 @@ def forgetting_figure(ft_rows: list):
 
 
 # ---- forgetting and the two data axes of scaling (factortopy.study.forgetting / .scaling) ------------
-
-def _interval(rows: list, key: str):
-    """(values, (2, n) error bar lengths) of column ``key`` and its interval columns (``key_ci_low``
-    / ``key_ci_high``); no interval columns: no bars."""
-    y = np.array([_finite(r.get(key)) for r in rows])
-    lo = np.array([_finite(r.get(f"{key}_ci_low")) for r in rows])
-    hi = np.array([_finite(r.get(f"{key}_ci_high")) for r in rows])
-    # a percentile interval need not contain the point estimate: an arm never goes negative
-    return y, np.clip(np.nan_to_num(np.vstack([y - lo, hi - y])), 0, None)
-
 
 def forgetting_relation_figure(ft_rows: list):
     """Left: each version's map change beside its base's refit noise floor (local vertices). Right:

@@ -114,14 +114,14 @@ def run_row(pair, subject, frame, study) -> tuple[dict, dict, dict]:
     h = frame.hierarchy
     bb, spec = pair.backbone, pair.spec
     c = h["counts"]
-    x_ok = np.isfinite(h["position"]) & np.isfinite(frame.columns(np.ones(len(maps["vertex"])), maps["vertex"],
-                                                                   maps["hemi"]))
+    in_run = np.isfinite(frame.columns(np.ones(len(maps["vertex"])), maps["vertex"], maps["hemi"]))
+    in_line = np.isfinite(h["position"]) & in_run  # the vertices the alignment line goes through
     scores = noise_scores(pair.run_dir, subject)
     row = dict(subject=pair.subject, label=bb.label, seed=pair.seed, family=bb.family, method=bb.method,
                backbone=spec.name, weights=spec.weights_label, params=parameter_count(spec),
                pretraining_images=bb.pretraining_images,
                **run_intervals(values), hierarchy_by=h["method"], alignment_layer=study.alignment_layer,
-               alignment_fit=study.alignment_fit, alignment_n=int(x_ok.sum()), roi_ranked=c["ranked"],
+               alignment_fit=study.alignment_fit, alignment_n=int(in_line.sum()), roi_ranked=c["ranked"],
                roi_overlaps=c["overlaps"], roi_excluded=c["excluded"], roi_unranked=c["unranked"],
                roi_none=c["no_roi"], min_ceiling=study.min_ceiling, vertices_reliable=h["n_reliable"],
                noise_normalised=None if scores is None else float(np.nanmean(scores["score"])),
