@@ -87,9 +87,9 @@ def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
 
 
 def cap_position(vertex, hemi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(t, height, xyz) of cap vertices: t in [0, 1] from the occipital
-    pole forwards (posterior -> anterior), height in [-1, 1] (ventral -> dorsal), each normalised
-    within its hemisphere's cap; xyz (N, 3) the fsaverage5 sphere."""
+    """(t, height, xyz) of cap vertices: t in [0, 1] from the occipital pole forwards (posterior ->
+    anterior), height in [-1, 1] (ventral -> dorsal), each normalised within its hemisphere's cap;
+    xyz (N, 3) the fsaverage5 sphere."""
     from factortopy.surface import fsaverage5_surface
 
     vertex, hemi = np.asarray(vertex), np.asarray(hemi)
