@@ -103,7 +103,9 @@ def run_demo(out: str, n_images: int, config, figures: bool = True, progress: bo
     if os.path.isfile(info_path):
         with open(info_path) as f:
             info = json.load(f)
-        planted_same = all(info.get(k) == v for k, v in settings.items() if k != "pole_fraction")
+        # a plant from before the release's ROI classes (streams only) cannot be scored by them: plant again
+        planted_same = all(info.get(k) == v for k, v in settings.items() if k != "pole_fraction") \
+            and "roi_classes" in info
     finished = run_dir_state(run_dir) == "finished"
     if finished:
         recorded = read_json(os.path.join(run_dir, CONFIG))

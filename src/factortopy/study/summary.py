@@ -142,7 +142,7 @@ def run_row(pair, subject, frame, study) -> tuple[dict, dict, dict]:
         aligned = normalised_layer(probs[have], study.alignment_layer)  # what the alignment line fits
         for r in roi_layer_profiles(probs[have], h["group"][have], maps["layer_names"], roi_order=order):
             inside = h["group"][have] == r["roi"]
-            row[f"layer:{r['roi']}"] = r["expected_mean"]
+            row[f"layer:{r['roi']}"] = r["expected_mean"] if r["n"] else None  # a group without vertices: empty
             profile["rois"].append(dict(roi=r["roi"], n=r["n"], position=dict(h["groups"])[r["roi"]],
                                         expected_mean=r["expected_mean"] if r["n"] else None,
                                         aligned_mean=float(aligned[inside].mean()) if inside.any() else None,
