@@ -47,6 +47,6 @@ def write_run():
 @pytest.fixture(scope="module")
 def subject_dir(tmp_path_factory):
     """A small Algonauts-layout subject (30 training, 6 test images) as the release lays it out."""
-    from factortopy.data.fake import write_fake_algonauts
+    from factortopy.datasets.fixtures import write_fake_algonauts
 
     return write_fake_algonauts(str(tmp_path_factory.mktemp("alg")), n_train=30, n_test=6)["path"]

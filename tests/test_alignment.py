@@ -162,7 +162,7 @@ def test_the_algonauts_release_classes_resolve_as_documented(subject_dir):
     """write_fake_algonauts's first columns carry the release's overlaps; read with the
     independent release reader, placed under the paper's scheme by hand, and by the library."""
     from factortopy.data.algonauts import load_algonauts
-    from factortopy.data.fake import OVERLAP_COLUMNS
+    from factortopy.datasets.fixtures import OVERLAP_COLUMNS
 
     ref = rr.read_algonauts(subject_dir)
     n_lh = len(ref["vertices"]["lh"])
@@ -186,7 +186,7 @@ def test_nsd_atlases_whole_brain_masks_and_hcp(tmp_path):
     import warnings
 
     from factortopy.data import load_subject
-    from factortopy.data.fake import write_fake_nsd
+    from factortopy.datasets.fixtures import write_fake_nsd
 
     truth = write_fake_nsd(str(tmp_path), n_sessions=3, trials_per_session=6, full_mesh=False,
                            lh_vertices=tuple(range(0, 400, 10)), rh_vertices=tuple(range(5, 400, 10)))

@@ -6,7 +6,7 @@ import pytest
 
 from factortopy.data import load_subject
 from factortopy.data.algonauts import list_split_images, load_algonauts
-from factortopy.data.fake import ALGONAUTS_MAPPINGS, decode_id, write_fake_algonauts
+from factortopy.datasets.fixtures import ALGONAUTS_MAPPINGS, decode_id, write_fake_algonauts
 from factortopy.surface import FSAVERAGE_N, fsaverage5_surface
 from factortopy.data.rois import load_rois, read_mapping, read_mapping_file
 

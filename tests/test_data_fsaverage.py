@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from factortopy.data.fake import write_full_mesh
+from factortopy.datasets.fixtures import write_full_mesh
 from factortopy.surface import (ENV_MESH_DIR, check_nesting, cortical_coordinates, full_mesh_dir,
                                 fsaverage5_surface)
 

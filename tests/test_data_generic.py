@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from factortopy.data import load_subject
-from factortopy.data.fake import decode_id, id_image
+from factortopy.datasets.fixtures import decode_id, id_image
 
 
 def test_generic_folder(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from factortopy.data import load_subject
-from factortopy.data.fake import decode_id, id_image, write_fake_algonauts, write_fake_nsd
+from factortopy.datasets.fixtures import decode_id, id_image, write_fake_algonauts, write_fake_nsd
 from factortopy.data.images import ImageArray, ImageFiles, image_set_key, read_image
 from factortopy.data.subject import Subject
 

@@ -1,4 +1,4 @@
-"""Raw NSD loader on tiny files with planted answers (factortopy.data.fake)."""
+"""Raw NSD loader on tiny files with planted answers (factortopy.datasets.fixtures)."""
 import os
 import pickle
 import warnings
@@ -8,7 +8,7 @@ import pytest
 
 from factortopy.data import load_subject, parse_spec, with_options
 from factortopy.data.ceiling import ncsnr_ceiling_percent
-from factortopy.data.fake import decode_id, write_fake_nsd
+from factortopy.datasets.fixtures import decode_id, write_fake_nsd
 from factortopy.data.nsd import NSDStimuli, read_expdesign, read_session, zscore_session
 
 import release_readers as rr

@@ -108,7 +108,7 @@ def _stand_ins(words: list[str], data: str) -> list[str]:
 def test_every_quoted_command_line_runs_on_tiny_data(tmp_path, monkeypatch, capsys):
     from PIL import Image
 
-    from factortopy.data.fake import write_fake_algonauts
+    from factortopy.datasets.fixtures import write_fake_algonauts
 
     data = write_fake_algonauts(str(tmp_path / "data"), n_train=40, n_test=6)["path"]
     work = tmp_path / "work"

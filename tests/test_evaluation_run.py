@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from factortopy.data.fake import write_fake_algonauts
+from factortopy.datasets.fixtures import write_fake_algonauts
 
 
 @pytest.fixture(scope="module")

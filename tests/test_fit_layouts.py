@@ -6,7 +6,7 @@ import numpy as np
 
 from factortopy.cli import main
 from factortopy.data import load_subject, with_options
-from factortopy.data.fake import write_fake_algonauts, write_fake_nsd
+from factortopy.datasets.fixtures import write_fake_algonauts, write_fake_nsd
 
 FIT_ARGS = ["--backbone", "resnet18", "--random-init", "--img-size", "32", "--layers", "layer1,layer3", "--epochs", "2",
             "--batch-size", "4", "--dim", "8", "--val-fraction", "0.25", "--quiet"]

@@ -4,7 +4,7 @@ import os
 import numpy as np
 
 from factortopy.data import load_subject
-from factortopy.data.fake import write_fake_algonauts
+from factortopy.datasets.fixtures import write_fake_algonauts
 from factortopy.features.cache import load_or_extract
 from factortopy.backbones import load_backbone
 

@@ -17,7 +17,7 @@ import torch
 from factortopy.cli import main
 from factortopy.data import load_subject
 from factortopy.data.algonauts import load_algonauts
-from factortopy.data.fake import write_full_mesh
+from factortopy.datasets.fixtures import write_full_mesh
 from factortopy.fitting.fit import DivergedError, FitConfig, fit
 from factortopy.runs import open_run
 from factortopy.runs.directory import LOCK, RunDirBusy, claim_run_dir, run_dir_state

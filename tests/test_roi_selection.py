@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from factortopy.data import load_subject, with_options
-from factortopy.data.fake import write_fake_algonauts, write_fake_nsd
+from factortopy.datasets.fixtures import write_fake_algonauts, write_fake_nsd
 from release_readers import nsd_group_label, read_algonauts
 
 T = 6

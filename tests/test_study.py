@@ -430,7 +430,7 @@ def test_settings_the_data_cannot_honour_fail_before_any_fit(subject_dir, tmp_pa
 def nsd_root(tmp_path_factory):
     """A raw-NSD root (data-formats.md) with every ROI class: nsdgeneral, streams, Kastner2015,
     HCP_MMP1 on fsaverage, prf-visualrois and floc-* per subject; ncsnr (a noise ceiling)."""
-    from factortopy.data.fake import write_fake_nsd
+    from factortopy.datasets.fixtures import write_fake_nsd
 
     root = str(tmp_path_factory.mktemp("nsd"))
     write_fake_nsd(root, n_sessions=3, trials_per_session=20, n_slots=40, n_brick=300, full_mesh=False,
