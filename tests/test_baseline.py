@@ -22,15 +22,37 @@ def test_layerwise_ridge_recovers_planted_layer_and_roundtrips():
     m = LayerwiseRidgeCV(alphas=(0.1, 1, 10, 1e3), cv=3).fit([X[:70] for X in Xs], Y[:70])
     np.testing.assert_array_equal(m.best_layer_, layer)
     test = [X[70:] for X in Xs]
-    # score is R^2 (himalaya's and scikit-learn's meaning); score_r the Pearson r
+    # score is the mean R^2 over vertices, as FactorTopyEncoder.score and scikit-learn's regressors;
+    # score_vertices per vertex (R^2, or Pearson r)
+    from scipy.stats import pearsonr
     from sklearn.metrics import r2_score as sk_r2
 
-    expected = [sk_r2(Y[70:, j], m.predict(test)[:, j]) for j in range(Y.shape[1])]
-    np.testing.assert_allclose(m.score(test, Y[70:]), expected, rtol=1e-4, atol=1e-5)
-    assert (m.score_r(test, Y[70:]) > 0.9).all()
+    pred = m.predict(test)
+    expected = sk_r2(Y[70:], pred, multioutput="raw_values")
+    np.testing.assert_allclose(m.score_vertices(test, Y[70:]), expected, rtol=1e-4, atol=1e-5)
+    assert isinstance(m.score(test, Y[70:]), float)
+    assert m.score(test, Y[70:]) == pytest.approx(sk_r2(Y[70:], pred), rel=1e-4)
+    r = [pearsonr(pred[:, j], Y[70:, j])[0] for j in range(Y.shape[1])]
+    np.testing.assert_allclose(m.score_vertices(test, Y[70:], metric="r"), r, atol=1e-5)
+    assert min(r) > 0.9
     assert m.layer_scores_.shape == (3, 7) and set(m.alpha_) <= {0.1, 1, 10, 1e3}
     again = LayerwiseRidgeCV.from_state(m.state())
     np.testing.assert_array_equal(again.predict(Xs), m.predict(Xs))
+
+
+def test_layerwise_ridge_clones_like_a_scikit_learn_estimator():
+    from sklearn.base import clone
+
+    m = LayerwiseRidgeCV(alphas=(1.0, 10.0), cv=3, seed=4)
+    twin = clone(m)
+    assert twin.get_params() == m.get_params() and twin is not m
+    twin.set_params(cv=4, standardize=False)
+    assert (twin.cv, twin.standardize, m.cv) == (4, False, 3)
+    with pytest.raises(ValueError, match="invalid parameter 'alpha'.*alphas"):
+        twin.set_params(alpha=1.0)
+    rng = np.random.default_rng(0)
+    fitted = m.fit([rng.normal(size=(30, 4))], rng.normal(size=(30, 2)))
+    assert not hasattr(clone(fitted), "coefs_")  # a clone is unfitted
 
 
 def test_fitting_leaves_himalayas_global_backend_as_it_was():

@@ -47,7 +47,7 @@ def test_read_only_arrays_give_the_numbers_of_a_writable_copy_without_warnings(r
         got_files = factortopy.predict(run_dir, files)
         got_pil = factortopy.predict(run_dir, [Image.open(f) for f in files])
     # torch warns only once per process, so check the cause as well: every image handed on is writable
-    from factortopy.estimator import UserImages
+    from factortopy.data.images import UserImages
 
     for seq in (ro, mixed, files, [Image.open(f) for f in files]):
         assert all(UserImages(seq)[i].flags.writeable for i in range(len(seq)))

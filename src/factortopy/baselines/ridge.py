@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from factortopy.evaluation.metrics import pearson_r, r2_score
+from factortopy.evaluation.metrics import pearson_r, vertex_scores
 from factortopy.data.split import train_val_split
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 8, 11))
@@ -69,9 +69,24 @@ class LayerwiseRidgeCV:
         self.seed = seed
         self.standardize = standardize
 
-    def get_params(self) -> dict:
-        return dict(alphas=list(self.alphas), cv=self.cv, inner_val_fraction=self.inner_val_fraction,
-                    seed=self.seed, standardize=self.standardize)
+    _estimator_type = "regressor"
+    _PARAMS = ("alphas", "cv", "inner_val_fraction", "seed", "standardize")
+
+    # -- parameters (scikit-learn's protocol, so ``sklearn.base.clone`` works)
+    def get_params(self, deep: bool = True) -> dict:
+        """Every parameter (name -> value) as ``__init__`` took it."""
+        return {name: getattr(self, name) for name in self._PARAMS}
+
+    def set_params(self, **params) -> "LayerwiseRidgeCV":
+        """Change parameters (takes effect at the next fit); returns self."""
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"invalid parameter {name!r} for LayerwiseRidgeCV; valid: {', '.join(self._PARAMS)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        return f"LayerwiseRidgeCV({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     # -- helpers
     def _scale(self, X, mean, scale):
@@ -159,14 +174,17 @@ class LayerwiseRidgeCV:
                 out[:, cols] += (self._scale(X, self.x_mean_[l], self.x_scale_[l]) @ self.coefs_[l]).astype(np.float32)
         return out
 
-    def score(self, Xs, Y) -> np.ndarray:
-        """Per-vertex R^2 (coefficient of determination) of the predictions, one per target: the
-        meaning himalaya's and scikit-learn's ``score`` have. Pearson r: :meth:`score_r`."""
-        return r2_score(self.predict(Xs), np.asarray(Y, dtype=np.float32))
+    def score_vertices(self, Xs, Y, metric: str = "r2") -> np.ndarray:
+        """(N,) per-vertex score of the predictions against ``Y`` (n_images, N): ``'r2'`` the
+        coefficient of determination, ``'r'`` Pearson r; a constant column scores 0
+        (:func:`factortopy.evaluation.metrics.vertex_scores`, as ``FactorTopyEncoder.score_vertices``)."""
+        return vertex_scores(self.predict(Xs), Y, metric)
 
-    def score_r(self, Xs, Y) -> np.ndarray:
-        """Per-vertex Pearson r of the predictions."""
-        return pearson_r(self.predict(Xs), np.asarray(Y, dtype=np.float32))
+    def score(self, Xs, Y) -> float:
+        """The mean over vertices of R^2, as ``FactorTopyEncoder.score`` and scikit-learn's
+        regressors (``sklearn.metrics.r2_score`` averaged uniformly over columns), except that a
+        constant column scores 0. Per vertex: :meth:`score_vertices`."""
+        return float(np.mean(self.score_vertices(Xs, Y, "r2")))
 
     # -- persistence
     def state(self) -> dict:

@@ -5,6 +5,10 @@ function, :func:`image_set_key`, from what the sequence really reads: resolved a
 the files' content digests (``factortopy._digest.file_digest``), or the bytes of in-memory arrays.
 A sequence class takes part by defining ``identity() -> JSON-able`` built from those; anything
 else is hashed image by image. Loaders never name their image set themselves.
+
+A user's images (the estimator's ``fit`` / ``predict``, :func:`factortopy.predict`) may be file
+paths, PIL images, or arrays of any size: :class:`UserImages` wraps them as such a sequence and
+:func:`as_rgb_uint8` converts each on access.
 """
 from __future__ import annotations
 
@@ -134,3 +138,86 @@ class ImageSubset:
 
     def identity(self) -> dict:
         return {"kind": "subset", "of": image_set_key(self.images), "index": self.index.tolist()}
+
+
+# ----------------------------------------------------------------------------- a user's images
+def _is_pil(obj) -> bool:
+    # checked by module name: PIL is imported only when the user already handed us a PIL image
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "mode") and hasattr(obj, "convert")
+
+
+def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
+    """One image -> a writable (H, W, 3) uint8 RGB array (a new array where the input was read-only).
+
+    image: a file path; a PIL image; an array (H, W) grey, (H, W, 1), (H, W, 3) RGB or (H, W, 4)
+    RGBA (alpha dropped), uint8 or float in [0, 1] (scaled by 255 and rounded). what: named in errors.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        path = os.fspath(image)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{what}: image file {path} not found")
+        a = read_image(path)  # (H, W, 3) uint8, read-only when Pillow's buffer backs it
+    elif _is_pil(image):
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            raise ValueError(f"{what}: a PIL image in mode {image.mode} (more than 8 bits per pixel): pass its "
+                             "file path (16-bit greys are scaled by their bit depth) or convert it to 'RGB'")
+        a = np.asarray(image.convert("RGB"))
+    else:
+        a = np.asarray(image)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    elif a.ndim != 3 or a.shape[-1] not in (3, 4):
+        raise ValueError(f"{what}: an image array must be (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint8:
+        pass
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ValueError(f"{what}: float image holds NaN/inf")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < -1e-6 or hi > 1 + 1e-6:
+            raise ValueError(f"{what}: a float image must hold values in [0, 1], got {lo:.4g}..{hi:.4g}; "
+                             "divide by 255 (or pass uint8)")
+        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    else:
+        raise ValueError(f"{what}: image arrays must be uint8 (0..255) or float in [0, 1], not {a.dtype}; "
+                         "e.g. (image / image.max()).astype('float32') or image.astype('uint8') after scaling")
+    # torch.from_numpy warns on read-only memory and needs a plain layout: hand on a writable copy
+    if not (a.flags.writeable and a.flags.c_contiguous):
+        a = np.array(a, order="C")
+    return a
+
+
+class UserImages:
+    """A user's images as the sequence every extractor reads: ``images[i]`` -> (H, W, 3) uint8,
+    converted on access by :func:`as_rgb_uint8` (paths are read lazily).
+
+    images: a list/tuple of paths, PIL images or arrays; a single path or PIL image (one image); or a stacked array (n, H, W), (n, H, W, 3) or (n, H, W, 4).
+    """
+
+    def __init__(self, images):
+        if isinstance(images, UserImages):
+            images = images.items
+        elif isinstance(images, (str, os.PathLike)) or _is_pil(images):
+            images = [images]
+        elif isinstance(images, np.ndarray):
+            if images.ndim == 3 and images.shape[-1] in (3, 4):
+                raise ValueError(f"images: an array of shape {images.shape} reads as one (H, W, C) image; pass "
+                                 "a list [image] or image[None] for one image ((n, H, W) is n grey images)")
+            if images.ndim not in (3, 4):
+                raise ValueError(f"images: a stacked array must be (n, H, W) or (n, H, W, C), got {images.shape}; "
+                                 "wrap a single image in a list")
+        elif not hasattr(images, "__len__") or not hasattr(images, "__getitem__"):
+            raise TypeError(f"images must be a sequence (list of paths / PIL images / arrays, or a stacked "
+                            f"array), not {type(images).__name__}")
+        if len(images) == 0:
+            raise ValueError("images is empty: give at least one image")
+        self.items = images
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return as_rgb_uint8(self.items[i], what=f"image {i}")

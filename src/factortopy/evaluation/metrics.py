@@ -37,6 +37,26 @@ def r2_score(pred, target, eps: float = 1e-12):
     return xp.where(ss_tot > eps, 1 - _safe_ratio(xp, ss_res, ss_tot, eps), 0.0 * ss_res)
 
 
+#: per-vertex scores an estimator's ``score_vertices(X, y, metric)`` offers (name -> function)
+VERTEX_METRICS = {"r2": r2_score, "r": pearson_r}
+
+
+def vertex_scores(pred, target, metric: str = "r2"):
+    """(n_vertices,) per-vertex score of predictions against responses, both (n_images, n_vertices):
+    ``"r2"`` the coefficient of determination (SS_tot around the target's own mean, as
+    scikit-learn), ``"r"`` Pearson r; a constant target column scores 0. The one definition behind
+    both estimators' ``score`` (the mean of ``"r2"``) and ``score_vertices``."""
+    import numpy as np
+
+    if metric not in VERTEX_METRICS:
+        raise ValueError(f"metric must be one of {sorted(VERTEX_METRICS)}, not {metric!r}")
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if target.shape != pred.shape:
+        raise ValueError(f"responses have shape {target.shape} but the predictions are {pred.shape} "
+                         "(n_images, n_vertices)")
+    return VERTEX_METRICS[metric](pred, target)
+
+
 #: where :func:`algonauts_score` and its summaries knowingly differ from the official scorer
 SCORE_DEVIATIONS = {
     "constant": "r of a column whose prediction or target is constant is 0 here (the official scorer's "
