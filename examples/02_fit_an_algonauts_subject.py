@@ -79,7 +79,8 @@ print("ROIs:", ", ".join(list(subject.extra.get("rois", {}))[:8]))
 run_dir = os.path.join(WORKDIR, SIZE, "runs", "algonauts")
 result = factortopy.fit(subject, **backbone, out=run_dir, overwrite=True, data_spec=data_spec,
                         cache_dir=os.path.join(WORKDIR, "features"), progress=False, **fit_settings)
-print(result.metrics.get("headline"))
+headline = result.metrics["headline"]  # the name of the honest score: held-out images chose nothing
+print(f"{headline}: {result.metrics[headline]:.3f}")
 print({k: round(v, 3) for k, v in result.metrics.items() if k.endswith(("pearson_mean", "r2_mean"))})
 
 # %% [markdown]

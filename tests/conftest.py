@@ -33,7 +33,7 @@ def _write_run(d, n_per=400, L=5, seed=0, full=False, name="vit_test", with_scor
         maps["r"] = r
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump({"factortopy_version": "0.1.0", "kind": "factortopy", "data": "planted:subj01",
-                   "backbone": {"name": name, "layers": [f"blocks.{i}" for i in range(L)]}}, f)
+                   "backbone": {"name": name, "layers": [f"blocks.{i}" for i in range(L)]}, "model": {"grid": 8}}, f)
     return maps
 
 

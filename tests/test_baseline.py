@@ -114,11 +114,18 @@ def planted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ridge_run(planted):
-    """A ridge RUN_DIR written by `factortopy baseline` (each test that needs one gets it from here)."""
+    """A ridge RUN_DIR written by `factortopy baseline` (each test that needs one gets it from here),
+    fitted from the subject's folder with RELATIVE paths: the tests read and evaluate it from another
+    working directory (the run must have recorded its data spec absolute)."""
     out = str(planted["dir"] / "run")
-    rc = main(["baseline", "--data", f"generic:{planted['path']}", "--backbone", "resnet18", "--layers",
-               "layer1,layer3", "--weights", planted["weights"], "--img-size", "32", "--cv", "3",
-               "--val-fraction", "0.15", "--seed", "3", "--out", out])
+    before = os.getcwd()
+    os.chdir(planted["dir"])
+    try:
+        rc = main(["baseline", "--data", "generic:subject.npz", "--backbone", "resnet18", "--layers",
+                   "layer1,layer3", "--weights", "w.pt", "--img-size", "32", "--cv", "3",
+                   "--val-fraction", "0.15", "--seed", "3", "--out", "run"])
+    finally:
+        os.chdir(before)
     assert rc == 0
     return out
 
@@ -126,6 +133,7 @@ def ridge_run(planted):
 def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, ridge_run, capsys):
     out = ridge_run
     cfg = json.load(open(os.path.join(out, "config.json")))
+    assert cfg["data"] == f"generic:{planted['path']}"  # recorded absolute: evaluated from any folder
     assert cfg["kind"] == "ridge" and cfg["split"]["seed"] == 3 and cfg["backbone"]["layer_names"] == ["layer1", "layer3"]
     sel = np.load(os.path.join(out, "selectors.npz"))
     assert {"space_xy", "scale", "readout"}.isdisjoint(sel.files)
@@ -134,6 +142,13 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, ridge_r
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["heldout_pearson_mean"] > 0.6 and metrics["n_heldout"] == 7
     scores = np.load(os.path.join(out, "scores.npz"))
+    # the ridge run is written by the same writer as a fit: every file checksummed, config last
+    import hashlib
+
+    sums = json.load(open(os.path.join(out, "checksums.json")))
+    assert sorted(sums) == ["metrics.json", "ridge.npz", "scores.npz", "selectors.npz"]
+    assert all(sums[n] == hashlib.sha256(open(os.path.join(out, n), "rb").read()).hexdigest() for n in sums)
+    assert metrics["headline"] == "heldout_pearson_mean"
 
     # the same split as `factortopy fit`: scored on split_indices(70, 0.15, 0.1, 3)'s held-out images
     from factortopy.data.split import split_indices
@@ -142,7 +157,8 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, ridge_r
     assert str(scores["split"]) == "heldout" and metrics["n_train"] == 63
 
     capsys.readouterr()
-    assert main(["evaluate", out]) == 0  # the default split: held-out
+    assert os.getcwd() != str(planted["dir"])
+    assert main(["evaluate", out]) == 0  # the default split: held-out; from another working directory
     assert "all" in capsys.readouterr().out
     ev = np.load(os.path.join(out, "eval_heldout.npz"))
     np.testing.assert_allclose(ev["r"], scores["r"], atol=1e-5)  # rebuilt backbone + ridge.npz = same predictions

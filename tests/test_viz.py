@@ -286,10 +286,14 @@ def test_load_maps_run_dir_and_planted_truth(tmp_path, write_run):
     subj = tmp_path / "subj"
     subj.mkdir()
     shutil.copy(tmp_path / "run" / "selectors.npz", subj / "planted_truth.npz")
-    truth = load_maps(subj)
-    assert "planted truth" in truth["title"] and "r" not in truth
-    with pytest.raises(FileNotFoundError, match="not a RUN_DIR"):
-        load_maps(tmp_path)
+    truth = load_maps(subj / "planted_truth.npz")  # a maps file
+    assert truth.title == "subj (planted truth)" and "r" not in truth and truth.grid is None
+    assert got.grid == 8 and got.kind == "factortopy" and got.title == got["title"]  # typed and a dict
+    from factortopy.datasets.planted import load_truth
+
+    assert load_truth(subj).title == "subj (planted truth)"
+    with pytest.raises(FileNotFoundError, match="not a RUN_DIR; it holds planted_truth.npz: pass"):
+        load_maps(subj)
 
 
 def test_compare_figure_grid(tmp_path, write_run):

@@ -39,6 +39,16 @@ _LAZY = {
     "study": "factortopy.study",
 }
 
+# factortopy's own plug-ins, by entry-point group: the same table as [project.entry-points] in
+# pyproject.toml (tests/test_plugins.py keeps them equal). Read from here, never from the installed
+# metadata, so the built-ins work from a fresh clone or a stale editable install (factortopy._plugins).
+_BUILTIN_PLUGINS = {
+    "factortopy.run_kinds": {
+        "factortopy": "factortopy.fitting.run:FactorTopyRun",
+        "ridge": "factortopy.baselines.run:RidgeRun",
+    },
+}
+
 __all__ = sorted(_LAZY) + ["__version__"]
 
 

@@ -317,8 +317,9 @@ class FactorTopyEncoder:
         """Write the fitted run to ``path`` as a RUN_DIR (docs/run-dir.md), readable by
         :meth:`load`, :func:`factortopy.open_run` and every command. A finished run already there is
         refused unless ``overwrite=True``. Returns ``path``."""
-        from factortopy.runs import CONFIG
-        from factortopy.runs.directory import LOCK, claim_run_dir
+        from factortopy.runs import COMMON_FILES
+        from factortopy.runs.directory import claim_run_dir
+        from factortopy.runs.writer import RunWriter, write_run_file
 
         run = getattr(self, "run_", None)
         if run is None:
@@ -327,10 +328,14 @@ class FactorTopyEncoder:
         if os.path.abspath(path) == os.path.abspath(run.path):
             return path
         _, lock = claim_run_dir(path, overwrite=overwrite, resume=False)
-        try:
-            names = sorted(n for n in os.listdir(run.path) if n != LOCK and os.path.isfile(os.path.join(run.path, n)))
-            for n in [n for n in names if n != CONFIG] + [CONFIG]:  # config.json last: then it is a finished run
-                shutil.copy2(os.path.join(run.path, n), os.path.join(path, n))
+        try:  # through the run writer, like every run: checksums recorded, config.json last
+            writer = RunWriter(path, type(run))
+            for name in COMMON_FILES + type(run).files:
+                writer.copy(name, os.path.join(run.path, name))
+            writer.finish(dict(run.config))
+            for name in sorted(os.listdir(run.path)):  # its evaluations come along, as into any finished run
+                if name.startswith("eval_") and name.endswith((".npz", ".json")):
+                    write_run_file(path, name, lambda tmp, n=name: shutil.copyfile(os.path.join(run.path, n), tmp))
         finally:
             lock.release()
         return path

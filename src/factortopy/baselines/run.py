@@ -1,11 +1,11 @@
 """The ridge baseline end to end: subject -> features -> LayerwiseRidgeCV -> RUN_DIR.
 
-Writes the same RUN_DIR as a FactorTopy fit (docs/run-dir.md) with ``kind: "ridge"`` so that the two
-are compared side by side on the same split (``train_val_split`` with the same seed and validation
-fraction). Files: config.json, scores.npz, metrics.json, selectors.npz (``vertex``, ``hemi``,
-``layer_names``, ``layer_probs`` one-hot at the best layer, ``layer_r`` (N, L) the inner-validation r
-of every layer; NO ``space_xy``, ``scale``, ``readout``), ridge.npz (the fitted weights). No
-model.safetensors, response_stats.npz or train_log.jsonl.
+Writes a RUN_DIR (docs/run-dir.md) with ``kind: "ridge"`` through the same run writer as a
+FactorTopy fit, so that the two are compared side by side on the same split (``split_indices``
+with the same seed and fractions). Files: config.json, checksums.json, scores.npz, metrics.json,
+selectors.npz (``vertex``, ``hemi``, ``layer_names``, ``layer_probs`` one-hot at the best layer,
+``layer_r`` (N, L) the inner-validation r of every layer; NO ``space_xy``, ``scale``, ``readout``),
+ridge.npz (the fitted weights, this kind's own file).
 """
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import numpy as np
 from factortopy.baselines.ridge import DEFAULT_ALPHAS, LayerwiseRidgeCV
 from factortopy.evaluation.metrics import pearson_r, r2_score
 from factortopy.data.split import split_indices
-from factortopy.runs import CONFIG, METRICS, RIDGE, SCORES, SELECTORS, Run, write_json
+from factortopy.runs import SCORES, SELECTORS, Run
 
+RIDGE = "ridge.npz"  # this kind's own file: the fitted LayerwiseRidgeCV
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _fit_ridge(subject, bb, identity, info, t0, val_fraction, heldout_fraction, 
                    best_layer_counts={n: int((model.best_layer_ == l).sum()) for l, n in enumerate(layer_names)})
     result = RidgeResult(model, config, metrics, val_r, val_r2, train_idx, val_idx, layer_names, out)
     if out:
-        write_ridge_run(out, result, subject)
+        result.config = write_ridge_run(out, result, subject)  # as recorded: data spec absolute
     return result
 
 
@@ -122,21 +123,24 @@ def pooled_features_for(backbone, images, grid, pool, batch_size, device, progre
                            device=device, progress=progress)
 
 
-def write_ridge_run(out: str, result: RidgeResult, subject) -> None:
-    os.makedirs(out, exist_ok=True)
+def write_ridge_run(out: str, result: RidgeResult, subject) -> dict:
+    """Write a ridge run through the run writer (checksums of every file, config.json last);
+    returns the config as written."""
+    from factortopy.runs.writer import RunWriter
+
     vertex = np.asarray(subject.vertex, dtype=np.int64)
     hemi = np.asarray(subject.hemi).astype("<U2")
     L = len(result.layer_names)
     probs = np.zeros((subject.n_vertices, L), np.float32)
     probs[np.arange(subject.n_vertices), result.model.best_layer_] = 1.0
-    np.savez(os.path.join(out, RIDGE), **result.model.state())
-    np.savez(os.path.join(out, SELECTORS), vertex=vertex, hemi=hemi,
-             layer_names=np.asarray(result.layer_names), layer_probs=probs,
-             layer_r=result.model.layer_scores_.T.astype(np.float32))
-    np.savez(os.path.join(out, SCORES), vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2,
-             split=np.asarray(result.config["split"]["scored"]))
-    write_json(os.path.join(out, METRICS), result.metrics)
-    write_json(os.path.join(out, CONFIG), result.config)  # last: a folder with it is a finished run
+    writer = RunWriter(out, RidgeRun)
+    writer.npz(RIDGE, **result.model.state())
+    writer.npz(SELECTORS, vertex=vertex, hemi=hemi, layer_names=np.asarray(result.layer_names), layer_probs=probs,
+               layer_r=result.model.layer_scores_.T.astype(np.float32))
+    writer.npz(SCORES, vertex=vertex, hemi=hemi, r=result.val_r, r2=result.val_r2,
+               split=np.asarray(result.config["split"]["scored"]))
+    writer.metrics(result.metrics)
+    return writer.finish(result.config)
 
 
 class RidgeRun(Run):
@@ -144,6 +148,7 @@ class RidgeRun(Run):
     :class:`LayerwiseRidgeCV`."""
 
     kind = "ridge"
+    files = (RIDGE,)
 
     def __init__(self, path: str, config: dict):
         super().__init__(path, config)

@@ -367,12 +367,17 @@ def make_graded_subject(out: str, n_images: int = 600, pole_fraction: float = 0.
                              rf_size=dict(base=rf_base, per_layer=rf_per_layer, per_eccentricity=rf_per_eccentricity)))
 
 
-def load_truth(subject_dir: str) -> dict:
+def load_truth(subject_dir: str):
+    """The planted maps of a planted subject's folder: a :class:`factortopy.runs.maps.Maps` (a dict
+    of the per-vertex arrays of planted_truth.npz, titled "NAME (planted truth)"), painted and
+    compared like a run's maps."""
+    from factortopy.runs.maps import read_maps_file
+
     path = os.path.join(subject_dir, PLANTED_TRUTH)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: {subject_dir} is not a planted subject")
-    with np.load(path) as f:
-        return dict(f)
+    name = os.path.basename(os.path.normpath(subject_dir))
+    return read_maps_file(path, title=f"{name} (planted truth)")
 
 
 def rows_of(reference: dict, maps: dict) -> np.ndarray:

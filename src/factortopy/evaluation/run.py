@@ -91,7 +91,8 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-    from factortopy.runs import eval_files, open_run, write_json
+    from factortopy.runs import eval_files, open_run
+    from factortopy.runs.writer import write_run_json, write_run_npz
 
     run = open_run(run_dir)
     config, kind = run.config, run.kind
@@ -129,15 +130,14 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
     res["text"] = format_table(res["table"]) + "".join(f"\nnote: {n}" for n in res["notes"])
     if write:
         npz_name, json_name = eval_files(split)
-        np.savez(os.path.join(run_dir, npz_name),
-                 **{k: res[k] for k in ("vertex", "r", "r2", "score", "image_ids") if k in res},
-                 hemi=res["hemi"].astype("<U2"))
+        write_run_npz(run_dir, npz_name, **{k: res[k] for k in ("vertex", "r", "r2", "score", "image_ids") if k in res},
+                      hemi=res["hemi"].astype("<U2"))
         summary = dict(kind=kind, split=split, data=spec, n_images=res["n_images"],
                        pearson_mean=float(np.mean(res["r"])), r2_mean=float(np.mean(res["r2"])),
                        table=res["table"], notes=res["notes"])
         if "score" in res:
             summary["score_mean"] = float(np.nanmean(res["score"]))
-        write_json(os.path.join(run_dir, json_name), summary)
+        write_run_json(run_dir, json_name, summary)
     return res
 
 

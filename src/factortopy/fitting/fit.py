@@ -557,8 +557,9 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
             **({} if held_r is None else dict(heldout_pearson_mean=float(held_r.mean()),
                                               heldout_pearson_median=float(np.median(held_r)),
                                               heldout_r2_mean=float(held_r2.mean()))),
-            headline=("heldout_pearson_mean: images that chose nothing" if held_r is not None else
-                      "val_pearson_mean: the early-stopping images (optimistic; heldout_fraction=0)"),
+            # the one honest score: held-out images chose nothing; without them (heldout_fraction=0)
+            # the early-stopping images' r, which is optimistic
+            headline="heldout_pearson_mean" if held_r is not None else "val_pearson_mean",
             n_train=int(len(train_idx)), n_val=int(len(val_idx)), n_heldout=int(len(held_idx)),
             n_vertices=int(subject.n_vertices), epochs=len(history), best_epoch=best["epoch"] + 1,
             steps=step, batch_size=batch_size, seconds=time.time() - t0, feature_seconds=t_features,

@@ -2,13 +2,16 @@
 :class:`FactorTopyRun` through :func:`factortopy.runs.open_run` (kind ``"factortopy"``)."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
-from factortopy.runs import (CONFIG, METRICS, MODEL, RESPONSE_STATS, SCORES, SELECTORS, TRAIN_LOG, Run,
-                             open_run, verify_checksum, write_checksums, write_json)
+from factortopy.runs import CONFIG, SCORES, SELECTORS, Run, open_run, verify_checksum
+
+# this kind's own files (the ones every kind shares are spelled in factortopy.runs)
+MODEL = "model.safetensors"  # FactorTopy state dict
+RESPONSE_STATS = "response_stats.npz"  # the training responses' z-scoring
+TRAIN_LOG = "train_log.jsonl"  # one line per epoch
 
 
 def save_model(path: str, model) -> None:
@@ -19,21 +22,22 @@ def save_model(path: str, model) -> None:
 
 
 def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
-                         vertex, hemi, scores, history) -> None:
-    """Write every file of a finished FactorTopy run (docs/run-dir.md). scores: (split name, r, r2)
-    for scores.npz. checksums.json (SHA-256 of the model and arrays, verified on load) comes just
-    before config.json, which goes last: a folder with it is a finished run."""
-    save_model(os.path.join(out, MODEL), model)
-    np.savez(os.path.join(out, RESPONSE_STATS), mean=response_mean, std=response_std)
-    np.savez(os.path.join(out, SELECTORS), **selectors)
+                         vertex, hemi, scores, history) -> dict:
+    """Write every file of a finished FactorTopy run (docs/run-dir.md) through the run writer
+    (checksums of every file, config.json last). scores: (split name, r, r2) for scores.npz.
+    Returns the config as written."""
+    from factortopy.runs.writer import RunWriter
+
+    writer = RunWriter(out, FactorTopyRun)
+    writer.file(MODEL, lambda tmp: save_model(tmp, model))
+    writer.npz(RESPONSE_STATS, mean=response_mean, std=response_std)
+    writer.npz(SELECTORS, **selectors)
     split, r, r2 = scores
-    np.savez(os.path.join(out, SCORES), vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"),
-             r=r, r2=r2, split=np.asarray(split))
-    write_json(os.path.join(out, METRICS), metrics)
-    with open(os.path.join(out, TRAIN_LOG), "w") as f:
-        f.writelines(json.dumps(h) + "\n" for h in history)
-    write_checksums(out, (MODEL, RESPONSE_STATS, SELECTORS, SCORES))
-    write_json(os.path.join(out, CONFIG), config)
+    writer.npz(SCORES, vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"), r=r, r2=r2,
+               split=np.asarray(split))
+    writer.metrics(metrics)
+    writer.jsonl(TRAIN_LOG, history)
+    return writer.finish(config)
 
 
 class FactorTopyRun(Run):
@@ -41,6 +45,7 @@ class FactorTopyRun(Run):
     ``response_std`` (N,) undoing the training responses' z-scoring."""
 
     kind = "factortopy"
+    files = (MODEL, RESPONSE_STATS, TRAIN_LOG)
 
     def __init__(self, path: str, config: dict):
         super().__init__(path, config)
@@ -64,6 +69,10 @@ class FactorTopyRun(Run):
                              "is damaged or from another run; refit the run") from None
         stats = self._read_npz(RESPONSE_STATS)
         self.response_mean, self.response_std = stats["mean"], stats["std"]
+
+    @classmethod
+    def grid_of(cls, config: dict) -> int | None:
+        return int(config["model"]["grid"])
 
     def selectors(self) -> dict:
         return self._read_npz(SELECTORS)

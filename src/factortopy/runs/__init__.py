@@ -1,14 +1,14 @@
-"""The run directory (RUN_DIR; docs/run-dir.md): its file names, and the one way to read one.
+"""The run directory (RUN_DIR; docs/run-dir.md): the files every kind shares, and the one way to read one.
 
-Every fit writes a RUN_DIR; every reader (evaluate, paint, compare, the analyses) calls
-:func:`open_run`, which reads ``config.json`` and returns the :class:`Run` of its ``kind``. Run
-kinds register themselves in :data:`KINDS` ("kind" -> "module:Class", imported on use), so this
-package depends on none of them: ``factortopy`` runs live in ``factortopy.fitting.run``, ridge
-runs in ``factortopy.baselines.run``. A new kind is one new class plus one :func:`register_kind`.
+Every fit writes a RUN_DIR through :class:`factortopy.runs.writer.RunWriter`; every reader
+(evaluate, paint, compare, the analyses) calls :func:`open_run`, which reads ``config.json`` and
+returns the :class:`Run` of its ``kind``. Run kinds are plug-ins (entry-point group
+``factortopy.run_kinds``, :mod:`factortopy._plugins`), so this package names none of them: the
+``factortopy`` and ``ridge`` kinds are declared like any other. A new kind is one Run subclass (its
+``kind``, its own ``files``, ``predict``) and one entry point.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -18,23 +18,21 @@ import numpy as np
 
 from factortopy.runs.columns import align_columns, column_keys, match_columns
 
-__all__ = ["CONFIG", "MODEL", "SELECTORS", "SCORES", "METRICS", "TRAIN_LOG", "RESPONSE_STATS", "CHECKPOINT",
-           "CHECKSUMS", "RIDGE", "PLANTED_TRUTH", "KINDS", "Run", "RunConfig", "align_columns", "column_keys",
-           "eval_files", "eval_splits", "match_columns", "open_run", "read_config", "read_json", "read_npz",
-           "register_kind", "verify_checksum", "write_checksums", "write_json"]
+__all__ = ["CONFIG", "SELECTORS", "SCORES", "METRICS", "CHECKPOINT", "CHECKSUMS", "COMMON_FILES", "KINDS", "Run",
+           "RunConfig", "align_columns", "column_keys", "eval_files", "eval_splits", "json_ready", "match_columns", "open_run",
+           "read_config", "read_json", "read_npz", "register_kind", "run_class", "verify_checksum", "write_json"]
 
-# ---- file names (the only place they are spelled) ------------------------------------------------
-CONFIG = "config.json"  # everything needed to rebuild the model and redo the run
-MODEL = "model.safetensors"  # FactorTopy state dict
-SELECTORS = "selectors.npz"  # per-vertex maps
-SCORES = "scores.npz"  # per-vertex validation scores
-METRICS = "metrics.json"
-TRAIN_LOG = "train_log.jsonl"
-RESPONSE_STATS = "response_stats.npz"  # the training responses' z-scoring
-CHECKPOINT = "checkpoint.pt"  # only while a fit runs
-RIDGE = "ridge.npz"  # the fitted ridge of a ridge run
-PLANTED_TRUTH = "planted_truth.npz"  # a planted subject's truth (same keys as selectors.npz)
-CHECKSUMS = "checksums.json"  # SHA-256 of the run's data files, written just before config.json
+# ---- file names every run kind shares (the only place they are spelled) ---------------------------
+# A kind's own files are declared by its Run class (``Run.files``) in the kind's module.
+CONFIG = "config.json"  # everything needed to rebuild the model and redo the run; written last
+SELECTORS = "selectors.npz"  # per-vertex maps (one array per selector row, or what a kind has of them)
+SCORES = "scores.npz"  # per-vertex scores on the held-out images
+METRICS = "metrics.json"  # summary numbers; "headline" names the one honest score
+CHECKSUMS = "checksums.json"  # SHA-256 of every file the run's writer wrote, kept current as it writes
+CHECKPOINT = "checkpoint.pt"  # only while a fit runs: what an interrupted fit resumes from
+#: the files every run kind writes (through :class:`factortopy.runs.writer.RunWriter`) besides
+#: config.json and checksums.json
+COMMON_FILES = (SELECTORS, SCORES, METRICS)
 
 
 def eval_files(split: str) -> tuple[str, str]:
@@ -73,10 +71,17 @@ def _finite(obj, path="$"):
             _finite(v, f"{path}[{i}]")
 
 
-def write_json(path: str, obj) -> None:
-    """Write ``obj`` as strict JSON, atomically (a temporary file renamed into place)."""
+def json_ready(obj):
+    """``obj`` with numpy values, tuples and sets as plain JSON types; NaN/inf refused (naming where)."""
     obj = json.loads(json.dumps(obj, default=_json_default))  # numpy -> plain types
     _finite(obj)
+    return obj
+
+
+def write_json(path: str, obj) -> None:
+    """Write ``obj`` as strict JSON, atomically (a temporary file renamed into place). Files of a
+    run folder are written by :mod:`factortopy.runs.writer` instead."""
+    obj = json_ready(obj)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2, allow_nan=False)
@@ -123,14 +128,6 @@ def read_config(run_dir: str) -> RunConfig:
 
 
 # ---- checksums -------------------------------------------------------------------------------------
-def write_checksums(run_dir: str, names) -> None:
-    """Record the SHA-256 of the run's files ``names`` in checksums.json (before config.json, so a
-    finished run always has them)."""
-    from factortopy._digest import sha256_file  # afresh, unmemoised: bit rot keeps size and mtime
-
-    write_json(os.path.join(run_dir, CHECKSUMS), {n: sha256_file(os.path.join(run_dir, n)) for n in names})
-
-
 def verify_checksum(path: str) -> None:
     """Raise when ``path`` differs from the SHA-256 its RUN_DIR's checksums.json records (files
     the run did not record, and runs without checksums.json, pass unchecked)."""
@@ -170,6 +167,8 @@ class Run:
     """
 
     kind = "?"
+    #: the kind's own files besides :data:`COMMON_FILES` (its writer accepts and requires these)
+    files: tuple[str, ...] = ()
 
     def __init__(self, path: str, config: dict):
         self.path = os.fspath(path)
@@ -195,11 +194,25 @@ class Run:
     def metrics(self) -> dict:
         return read_json(self.file(METRICS))
 
-    def maps(self) -> dict:
-        """Per-vertex maps (see :func:`factortopy.runs.maps.load_maps`)."""
-        from factortopy.runs.maps import load_maps
+    def maps(self):
+        """The run's per-vertex maps: a :class:`factortopy.runs.maps.Maps` (a dict too)."""
+        return type(self).maps_of(self.path, self.config)
 
-        return load_maps(self.path)
+    @classmethod
+    def grid_of(cls, config: dict) -> int | None:
+        """The token-grid side a run of this kind was fitted on (None: the kind has none)."""
+        return None
+
+    @classmethod
+    def maps_of(cls, path: str, config: dict):
+        """The maps of the run in ``path`` without building it (no model, no torch): selectors.npz
+        with the scores, the grid (:meth:`grid_of`) and the title. Painting and comparing read
+        runs through this."""
+        from factortopy.runs.maps import read_maps_file, scored_files
+
+        path = os.fspath(path)
+        return read_maps_file(os.path.join(path, SELECTORS), title=run_title(config, os.path.basename(
+            os.path.normpath(path))), grid=cls.grid_of(config), kind=config.get("kind"), scored=scored_files(path))
 
     def scores(self) -> dict:
         """Validation scores saved by the fit: ``vertex``, ``hemi``, ``r``, ``r2`` (N,)."""
@@ -237,27 +250,43 @@ class Run:
         return backbone
 
 
-#: run kind -> "module:Class" (imported on use)
-KINDS: dict[str, str] = {}
+#: run kinds registered in this process (:func:`register_kind`): kind -> Run subclass
+KINDS: dict[str, type] = {}
 
 
-def register_kind(kind: str, target: str) -> None:
-    """Register a Run class for ``config["kind"] == kind`` as ``"module:Class"``."""
-    KINDS[kind] = target
+def register_kind(kind: str, cls) -> None:
+    """Use the Run subclass ``cls`` for ``config["kind"] == kind`` in this process (e.g. a
+    notebook). A kind other processes should read is an entry point in the group
+    ``factortopy.run_kinds`` of an installed distribution (docs/architecture.md)."""
+    KINDS[kind] = cls
 
 
-register_kind("factortopy", "factortopy.fitting.run:FactorTopyRun")
-register_kind("ridge", "factortopy.baselines.run:RidgeRun")
+def run_class(kind: str, recorded: dict | None = None, what: str = "") -> type:
+    """The Run subclass of ``kind``: registered in this process, else the installed entry point.
+    recorded: what the run recorded of its kind's distribution (config ``"plugins"``), named in
+    the error when it is not installed."""
+    from factortopy._plugins import missing_message, plugins
+
+    if kind in KINDS:
+        return KINDS[kind]
+    found = plugins("run_kinds")
+    if kind not in found:
+        known = sorted(set(found) | set(KINDS))
+        raise ValueError(f"{what}unknown run kind {kind!r}: {missing_message('run kind', kind, recorded)}; "
+                         f"known kinds: {', '.join(known)}")
+    return found[kind].load()
+
+
+def plugin_records(config: dict) -> dict:
+    """What a run recorded of the plug-in distributions it used: ``"GROUP:NAME"`` -> record."""
+    return dict(config.get("plugins") or {})
 
 
 def open_run(path) -> Run:
     """The :class:`Run` in RUN_DIR ``path``, of whatever kind its config.json names."""
     config = read_config(os.fspath(path))
     kind = config["kind"]
-    if kind not in KINDS:
-        raise ValueError(f"{path}: unknown run kind {kind!r}; known kinds: {', '.join(sorted(KINDS))}")
-    module, _, name = KINDS[kind].partition(":")
-    cls = getattr(importlib.import_module(module), name)
+    cls = run_class(kind, plugin_records(config).get(f"run_kinds:{kind}"), what=f"{path}: ")
     return cls(os.fspath(path), config)
 
 

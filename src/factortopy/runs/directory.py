@@ -11,20 +11,36 @@ from __future__ import annotations
 import os
 import socket
 
-from factortopy.runs import (CHECKPOINT, CHECKSUMS, CONFIG, METRICS, MODEL, RESPONSE_STATS, RIDGE, SCORES,
-                             SELECTORS, TRAIN_LOG, read_json)
+from factortopy.runs import CHECKPOINT, CHECKSUMS, COMMON_FILES, CONFIG, read_json
+from factortopy.runs.writer import recorded_files
 
 LOCK = ".factortopy.lock"
-#: every file a run may hold (evaluations matched by prefix): what --overwrite removes
-RUN_FILES = (CONFIG, MODEL, SELECTORS, SCORES, METRICS, TRAIN_LOG, RESPONSE_STATS, CHECKPOINT, RIDGE, CHECKSUMS)
+#: files any run may hold whatever its kind (evaluations matched by prefix); a kind's own files are
+#: those its writer recorded in checksums.json, or that its Run class declares
+RUN_FILES = (CONFIG, CHECKSUMS, CHECKPOINT) + COMMON_FILES
 
 
 class RunDirBusy(ValueError):
     """``--out`` is locked by another writer (a ValueError: the command line reports it as one line)."""
 
 
-def _is_run_file(name: str) -> bool:
-    return name in RUN_FILES or (name.startswith("eval_") and name.endswith((".npz", ".json"))) \
+def _own_files(out: str) -> set:
+    """Names of files the run in ``out`` wrote beyond :data:`RUN_FILES`: those its writer recorded,
+    and (for a finished run whose kind is installed) those its kind declares, which covers runs
+    written before every file was recorded."""
+    names = set(recorded_files(out))
+    try:
+        config = read_json(os.path.join(out, CONFIG))
+        from factortopy.runs import run_class
+
+        names |= set(run_class(config["kind"]).files)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no config, or a kind not installed here: the recorded files are all we know
+    return names
+
+
+def _is_run_file(name: str, own=frozenset()) -> bool:
+    return name in RUN_FILES or name in own or (name.startswith("eval_") and name.endswith((".npz", ".json"))) \
         or name.endswith(".tmp") or name == LOCK
 
 
@@ -43,7 +59,8 @@ def run_dir_state(out: str) -> str:
         except ValueError:
             return "foreign"
         return "finished" if isinstance(config, dict) and "kind" in config else "foreign"
-    if CHECKPOINT in names and all(_is_run_file(n) for n in names):
+    own = _own_files(out)
+    if CHECKPOINT in names and all(_is_run_file(n, own) for n in names):
         return "interrupted"
     return "foreign"
 
@@ -133,8 +150,9 @@ def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> tup
     lock = RunDirLock(out).acquire()
     try:
         if state == "finished" or (state == "interrupted" and (overwrite or not resume)):
+            own = _own_files(out)
             for name in os.listdir(out):
-                if _is_run_file(name) and name != LOCK:
+                if _is_run_file(name, own) and name != LOCK:
                     os.remove(os.path.join(out, name))
     except BaseException:
         lock.release()
@@ -147,8 +165,9 @@ def discard_unstarted(out: str) -> None:
     a failed fit leaves no empty or half-written run behind. A checkpoint stays (it resumes)."""
     if not os.path.isdir(out) or os.path.isfile(os.path.join(out, CHECKPOINT)):
         return
+    own = _own_files(out)
     for name in os.listdir(out):
-        if _is_run_file(name) and name != LOCK:
+        if _is_run_file(name, own) and name != LOCK:
             os.remove(os.path.join(out, name))
     if set(os.listdir(out)) <= {LOCK}:
         try:

@@ -1,50 +1,107 @@
-"""Per-vertex maps of a RUN_DIR (selectors.npz + scores.npz) or of a planted truth."""
+"""Per-vertex maps: the one reader of a run's maps (``Run.maps()``) and of a maps file.
+
+A :class:`Maps` is what painting, comparing and analysing take: the response columns (``vertex``,
+``hemi``), ``layer_names``, one array per stored map (a selector row's key, ``readout``,
+``channel_clusters``, a kind's own such as a ridge run's ``layer_r``), the held-out ``r`` / ``r2``
+from scores.npz, and what a painter needs to know about the run (``grid``, ``title``), so that no
+painter reads a run's config. It is a ``dict`` too: ``maps["layer_probs"]``, ``"r" in maps``,
+``maps.get("scale")`` keep working for code written against the dict form.
+"""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
-from factortopy.runs import (CONFIG, PLANTED_TRUTH, SCORES, SELECTORS, eval_files, eval_splits, read_json, read_npz,
-                             run_title)
+from factortopy.runs import CONFIG, SCORES, SELECTORS, eval_files, eval_splits, read_npz
 from factortopy.runs.columns import match_columns
 
-#: arrays of selectors.npz / planted_truth.npz that are not per-vertex maps
+#: arrays of a maps file that are not per-vertex maps
 _NOT_MAPS = ("vertex", "hemi", "layer_names")
+#: keys of a Maps that describe it rather than hold a per-vertex array
+_META = ("vertex", "hemi", "layer_names", "grid", "title", "path", "kind")
 
 
-def load_maps(path) -> dict:
-    """Load per-vertex maps from a RUN_DIR, a selectors.npz or a planted_truth.npz (or its folder).
+class Maps(dict):
+    """Per-vertex maps of one run (or a planted truth), in the run's column order.
 
-    Returns a dict with ``vertex`` (N,) int64, ``hemi`` (N,) str, ``layer_names`` list[str],
-    ``layer_probs`` (N, L), ``space_xy`` (N, 2), ``scale`` (N,), ``readout`` (N, D) when stored,
-    ``r`` / ``r2`` (N,) the held-out Pearson r and R^2 from scores.npz when present, and for each
-    split ``factortopy evaluate`` scored (eval_<split>.npz) ``<split>_r``, ``<split>_r2`` and, where
-    the data carry a noise ceiling, ``<split>_score`` (the noise-normalised Algonauts score, %)
-    (all NaN for vertices a file lacks), ``config`` (dict or None), ``title`` (str) and ``path``.
+    vertex (N,) int64 fsaverage index within its hemisphere; hemi (N,) str ``'lh'``/``'rh'``;
+    layer_names list[str] (L,); per-vertex arrays by name (``arrays``): ``layer_probs`` (N, L),
+    ``space_xy`` (N, 2), ``scale`` (N,), ``rf_size`` (N,), ``readout`` (N, D), ``channel_clusters``
+    (N,) int as stored, ``r`` / ``r2`` (N,) the fit's held-out scores (scores.npz) and for each split
+    ``factortopy evaluate`` scored (eval_<split>.npz) ``<split>_r``, ``<split>_r2`` and, where the
+    data carry a noise ceiling, ``<split>_score`` (the noise-normalised Algonauts score, %) (all NaN
+    for vertices a file lacks);
+    grid: the token-grid side the run was fitted on (None when unknown, e.g. a planted truth);
+    title: a short name for figures; path: where it was read from; kind: the run kind (or None).
     """
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} does not exist (expected a RUN_DIR or a {SELECTORS} / {PLANTED_TRUTH})")
-    if p.is_dir():
-        for name in (SELECTORS, PLANTED_TRUTH):
-            if (p / name).exists():
-                npz, run_dir = p / name, p
-                break
-        else:
-            raise FileNotFoundError(f"{p} has neither {SELECTORS} nor {PLANTED_TRUTH}: not a RUN_DIR")
-    else:
-        npz, run_dir = p, p.parent
+
+    @property
+    def vertex(self) -> np.ndarray:
+        return self["vertex"]
+
+    @property
+    def hemi(self) -> np.ndarray:
+        return self["hemi"]
+
+    @property
+    def layer_names(self) -> list:
+        return self.get("layer_names") or []
+
+    @property
+    def grid(self) -> int | None:
+        return self.get("grid")
+
+    @property
+    def title(self) -> str:
+        return self.get("title") or ""
+
+    @property
+    def path(self) -> str:
+        return self.get("path") or ""
+
+    @property
+    def kind(self) -> str | None:
+        return self.get("kind")
+
+    @property
+    def arrays(self) -> dict:
+        """name -> per-vertex array (every key but the descriptive ones)."""
+        return {k: v for k, v in self.items() if k not in _META}
+
+    @property
+    def n_vertices(self) -> int:
+        return len(self["vertex"])
+
+    def __repr__(self) -> str:
+        return f"<Maps {self.title!r}: {self.n_vertices} vertices, {', '.join(self.arrays)}>"
+
+
+def scored_files(run_dir) -> list:
+    """(path, key prefix) of a run's per-vertex score files: the fit's scores.npz as ``r`` / ``r2``,
+    each ``factortopy evaluate`` split's eval_<split>.npz as ``<split>_r``, ``<split>_r2``, ``<split>_score``."""
+    run_dir = Path(run_dir)
+    out = [(run_dir / SCORES, "")] if (run_dir / SCORES).exists() else []
+    return out + [(run_dir / eval_files(split)[0], f"{split}_") for split in eval_splits(run_dir)]
+
+
+def read_maps_file(npz, title: str | None = None, grid: int | None = None, kind: str | None = None,
+                   scored=()) -> Maps:
+    """A :class:`Maps` from a maps file (a run's selectors.npz, a planted truth, any .npz with
+    ``vertex``, ``hemi`` and per-vertex arrays), with the per-vertex scores of ``scored`` ((path,
+    key prefix) pairs, :func:`scored_files`). Arrays are read without unpickling and checked
+    against the run's checksums; every stored array is kept, so a selector added to the table
+    reaches the painters without a list here to keep in step."""
+    npz = Path(npz)
     raw = read_npz(npz)
     missing = [k for k in ("vertex", "hemi") if k not in raw]
     if missing:
-        raise ValueError(f"{npz} lacks {', '.join(missing)}")
-    out = {"vertex": raw["vertex"].astype(np.int64), "hemi": raw["hemi"].astype(str)}
+        raise ValueError(f"{npz} lacks {', '.join(missing)}: not a maps file")
+    out = Maps(vertex=raw["vertex"].astype(np.int64), hemi=raw["hemi"].astype(str))
     n = len(out["vertex"])
     if len(out["hemi"]) != n:
         raise ValueError(f"{npz}: vertex ({n}) and hemi ({len(out['hemi'])}) lengths differ")
-    # every stored array is read: a selector added to model.selectors.SELECTORS (one row, one saved
-    # key) reaches the painters without a list here to keep in step
     for k, value in raw.items():
         if k in _NOT_MAPS:
             continue
@@ -55,21 +112,33 @@ def load_maps(path) -> dict:
         out["layer_names"] = [str(x) for x in raw["layer_names"]]
     elif "layer_probs" in raw:
         out["layer_names"] = [f"layer {i}" for i in range(raw["layer_probs"].shape[1])]
-    if npz.name == SELECTORS:
-        # the fit's held-out scores as r / r2; evaluate's as <split>_r, <split>_r2, <split>_score
-        scored = [(SCORES, "")] if (run_dir / SCORES).exists() else []
-        scored += [(eval_files(split)[0], f"{split}_") for split in eval_splits(run_dir)]
-        for name, prefix in scored:
-            sc = read_npz(run_dir / name)
-            idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
-            for k in ("r", "r2", "score"):
-                if k in sc and (prefix or k != "score"):
-                    vals = np.full(n, np.nan)
-                    vals[idx >= 0] = sc[k][idx[idx >= 0]]
-                    out[prefix + k] = vals
-    config = read_json(run_dir / CONFIG) if (run_dir / CONFIG).exists() else None
-    out["config"] = config
-    fallback = run_dir.name if npz.name == SELECTORS else f"{run_dir.name} (planted truth)"
-    out["title"] = run_title(config, fallback) if npz.name == SELECTORS else fallback
-    out["path"] = str(p)
+    for path, prefix in scored:
+        sc = read_npz(path)
+        idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
+        for k in ("r", "r2", "score"):
+            if k in sc and (prefix or k != "score"):
+                vals = np.full(n, np.nan)
+                vals[idx >= 0] = sc[k][idx[idx >= 0]]
+                out[prefix + k] = vals
+    out.update(grid=None if grid is None else int(grid), title=title or npz.stem, path=str(npz), kind=kind)
     return out
+
+
+def load_maps(path) -> Maps:
+    """The :class:`Maps` of a RUN_DIR (any kind: ``Run.maps()`` without building the run's model)
+    or of a maps file (e.g. a run's selectors.npz, or a planted subject's ``planted_truth.npz``)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} does not exist (expected a RUN_DIR or a maps .npz file)")
+    if p.is_dir():
+        if not (p / CONFIG).exists():
+            found = sorted(n for n in os.listdir(p) if n.endswith(".npz"))
+            hint = f"; it holds {', '.join(found[:4])}: pass one of those files" if found else ""
+            raise FileNotFoundError(f"{p} has no {CONFIG}: not a RUN_DIR{hint}")
+        from factortopy.runs import read_config, run_class
+
+        config = read_config(str(p))
+        return run_class(config["kind"], what=f"{p}: ").maps_of(str(p), config)
+    if p.name == SELECTORS and (p.parent / CONFIG).exists():
+        return load_maps(p.parent)
+    return read_maps_file(p, title=f"{p.resolve().parent.name} ({p.stem.replace('_', ' ')})")

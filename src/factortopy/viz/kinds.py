@@ -79,14 +79,9 @@ def _layer(maps, options):
     return M.layer_painting(maps["vertex"], maps["hemi"], maps["layer_probs"], names)
 
 
-def _run_grid(maps):
-    """The token-grid side the run was fitted on (config.json), or None (e.g. a planted truth)."""
-    model = (maps.get("config") or {}).get("model") or {}
-    return model.get("grid")
-
-
 def _rf_size(maps, options):
-    return M.rf_size_painting(maps["vertex"], maps["hemi"], maps["rf_size"], _run_grid(maps),
+    # the grid the run was fitted on comes with its maps (Maps.grid; None e.g. for a planted truth)
+    return M.rf_size_painting(maps["vertex"], maps["hemi"], maps["rf_size"], maps.get("grid"),
                               vmax=options.get("rf_vmax"))
 
 
