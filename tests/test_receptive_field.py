@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from factortopy.model.factortopy import FactorTopy, stack_tokens
-from factortopy.model.kernel import RF_MAX, gaussian_tent_weights, selection_kernel, tent_weights
+from factortopy.model.kernel import gaussian_tent_weights, selection_kernel, tent_weights
+from factortopy.model.selectors import RF_MAX
 from factortopy.model.selectors import Selectors, selector_arrays
 from test_model import make_inputs, randomise_selectors, reference_forward
 
@@ -193,15 +194,14 @@ def test_rf_size_map_colours_and_legend_units():
     from factortopy.viz.kinds import MAP_KINDS, painting
 
     kind = MAP_KINDS["rf-size"]
-    maps = dict(vertex=np.arange(4), hemi=np.array(["lh"] * 4), rf_size=np.array([0.0, 0.05, 0.1, 0.2]),
-                config={"model": {"grid": 8}})
+    maps = dict(vertex=np.arange(4), hemi=np.array(["lh"] * 4), rf_size=np.array([0.0, 0.05, 0.1, 0.2]), grid=8)
     p = painting(maps, "rf-size")
     # sequential: brightness grows with the size
     lum = p.rgba[:, :3] @ np.array([0.2126, 0.7152, 0.0722])
     assert np.all(np.diff(lum) > 0)
     assert p.info["vmin"] == 0 and p.info["vmax"] == pytest.approx(0.2)
     assert p.info["tick_labels"][-1] == "0.2 = 1.6 cells"  # 0.2 image widths on an 8-cell grid
-    assert painting(dict(maps, config=None), "rf-size").info["tick_labels"][-1] == "0.2"  # no grid known
+    assert painting(dict(maps, grid=None), "rf-size").info["tick_labels"][-1] == "0.2"  # no grid known
     # A grid row shares one range.
     shared = kind.share([maps, dict(maps, rf_size=maps["rf_size"] * 2)], {})
     assert shared["rf_vmax"] == pytest.approx(0.4)

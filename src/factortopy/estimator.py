@@ -116,9 +116,11 @@ class FactorTopyEncoder:
     Fitted attributes (trailing underscore; docs/estimator.md):
     ``run_`` the :class:`~factortopy.runs.Run` holding the fitted model (``run_.path`` its RUN_DIR),
     ``model_`` the FactorTopy module, ``vertex_`` / ``hemi_`` (N,) the response columns,
-    ``n_vertices_``, ``layer_names_`` (L,), ``selectors_`` dict of per-vertex selector arrays with
-    ``layer_probs_`` (N, L) (rows sum to 1), ``space_xy_`` (N, 2) image position in [-1, 1],
-    ``scale_`` (N, ...) receptive-field scale, ``metrics_`` (metrics.json), ``scores_`` the
+    ``n_vertices_``, ``layer_names_`` (L,), ``selectors_`` dict of per-vertex selector arrays, and
+    one attribute per selector row (``<key>_``, model/selectors.py): ``layer_probs_`` (N, L) (rows
+    sum to 1), ``space_xy_`` (N, 2) image position in [-1, 1], ``scale_`` (N,) token scale (0 local,
+    1 global), ``rf_size_`` (N,) receptive-field sigma in image widths (0 = a point), ``metrics_``
+    (metrics.json), ``scores_`` the
     per-vertex scores the fit saved (``r``, ``r2`` on the split named by ``split``),
     ``backbone_`` the built backbone (after fit, or on first predict after load).
     """
@@ -268,9 +270,10 @@ class FactorTopyEncoder:
         self.n_vertices_ = int(len(run.vertex))
         self.layer_names_ = list(run.config["backbone"]["layer_names"])
         self.selectors_ = run.selectors()
-        self.layer_probs_ = self.selectors_["layer_probs"]
-        self.space_xy_ = self.selectors_["space_xy"]
-        self.scale_ = self.selectors_["scale"]
+        from factortopy.model.selectors import SELECTORS
+
+        for spec in SELECTORS:  # one attribute per selector row: layer_probs_, space_xy_, scale_, rf_size_
+            setattr(self, f"{spec.key}_", self.selectors_[spec.key])
         self.metrics_ = run.metrics
         self.scores_ = run.scores()
 

@@ -44,7 +44,12 @@ def spherical_kmeans(x, k: int, n_iter: int = 20, seed: int = 0, max_fit: int = 
     return cent, np.argmax(x @ cent.T, axis=1)
 
 
-def cluster_readouts(readout, n_clusters: int = 20, n_centroids: int = 200, seed: int = 0) -> np.ndarray:
+#: the channel map's number of clusters: computed once when a run is written (selectors.npz
+#: ``channel_clusters``), recomputed only when a painting asks for another number
+CHANNEL_CLUSTERS = 20
+
+
+def cluster_readouts(readout, n_clusters: int = CHANNEL_CLUSTERS, n_centroids: int = 200, seed: int = 0) -> np.ndarray:
     """Channel clusters: cosine k-means to ``n_centroids``, then average-linkage merging to ``n_clusters``.
 
     readout: (N, D) readout weights. Returns (N,) int labels 0..K-1 (K <= n_clusters), numbered by

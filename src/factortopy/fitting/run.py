@@ -24,9 +24,13 @@ def save_model(path: str, model) -> None:
 def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
                          vertex, hemi, scores, history) -> dict:
     """Write every file of a finished FactorTopy run (docs/run-dir.md) through the run writer
-    (checksums of every file, config.json last). scores: (split name, r, r2) for scores.npz.
-    Returns the config as written."""
+    (checksums of every file, config.json last). scores: (split name, r, r2) for scores.npz. The
+    channel map's clusters of the readout are computed here, once (selectors.npz
+    ``channel_clusters``), not at every painting. Returns the config as written."""
+    from factortopy.analysis.clusters import cluster_readouts
     from factortopy.runs.writer import RunWriter
+
+    selectors = dict(selectors, channel_clusters=cluster_readouts(selectors["readout"]))
 
     writer = RunWriter(out, FactorTopyRun)
     writer.file(MODEL, lambda tmp: save_model(tmp, model))

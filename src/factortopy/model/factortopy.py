@@ -6,11 +6,11 @@ from typing import Callable
 import torch
 from torch import nn
 
-from factortopy.model.encoding import PositionalEncoding, encoding_scheme, normalised_entropy, selector_mlp
-from factortopy.model.kernel import RF_MAX
+from factortopy.model import selectors as _rows  # the selector table, read at use (model/selectors.py)
+from factortopy.model.encoding import PositionalEncoding, encoding_scheme, selector_mlp
 from factortopy.model.kernel import receptive_field as _receptive_field
 from factortopy.model.kernel import selection_kernel
-from factortopy.model.selectors import SELECTORS, Selectors
+from factortopy.model.selectors import Selectors
 
 __all__ = ["FactorTopy", "READOUT_INITS", "Selectors", "stack_tokens"]
 
@@ -145,12 +145,12 @@ class FactorTopy(nn.Module):
         self.register_buffer("token_scale", torch.ones(L))
 
         f = self.encoding.out_features
-        for spec in SELECTORS:  # in table order: it fixes the random init
+        for i, spec in enumerate(_rows.SELECTORS):  # in table order: it fixes the random init
             if spec.active is None:
                 self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
             elif spec.used_by(self):  # an optional row leaves the main stream as without it
                 with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed((torch.initial_seed() + 1 + SELECTORS.index(spec)) % 2**63)
+                    torch.manual_seed((torch.initial_seed() + 1 + i) % 2**63)
                     self.add_module(spec.module, selector_mlp(f, spec.out_features(L), hidden))
         self.readout_weight = nn.Parameter(torch.empty(N, self.dim))
         self.readout_bias = nn.Parameter(torch.empty(N))
@@ -229,39 +229,43 @@ class FactorTopy(nn.Module):
         with _full_precision(coords.device):
             e = self.encoding(coords) if encoding is None else encoding
             out = {}
-            for spec in SELECTORS:
+            for spec in _rows.SELECTORS:
                 if not spec.used_by(self):  # e.g. a point's receptive-field size: exactly 0
                     out[spec.field] = e.new_zeros(e.shape[0], spec.out_features(self.n_layers))
                     continue
                 mlp = getattr(self, spec.module)
                 out[spec.field] = spec.activation(mlp(e.to(mlp[0].weight.dtype)))
-        return Selectors(**out)
+        return _rows.Selectors(**out)
 
     def regularizer(self, selectors: Selectors | None = None) -> torch.Tensor:
-        """(sum_l p log p) / log L averaged over vertices + mean (s - 0.5)^2
-        [+ mean (rf_size / RF_MAX - 0.5)^2 for a sized receptive field].
+        """The sum of the selector rows' priors, in row order (``prior`` in
+        :data:`factortopy.model.selectors.SELECTORS`; inactive rows add nothing): today
+        - mean normalised layer entropy + mean (s - 0.5)^2 [+ mean (rf_size / RF_MAX - 0.5)^2 for a
+        sized receptive field].
 
         Minimising it raises layer entropy and pulls scale (and the receptive-field size) to the
         middle of its range: it keeps the selectors soft while the readout warms up (the fit fades its
-        weight to zero). Not a sparsity penalty. The size term matters: sigma = RF_MAX sigmoid(z) has
-        d sigma / dz -> 0 as sigma -> 0, so a size pushed to 0 while the readout is still random
-        never comes back (measured: docs/method.md, "Receptive fields of every size").
+        weight to zero). Not a sparsity penalty.
         """
         sel = self.selectors() if selectors is None else selectors
-        neg_entropy = -normalised_entropy(sel.layer_probs).mean()
-        reg = neg_entropy + ((sel.scale - 0.5) ** 2).mean()
-        if _receptive_field(self.receptive_field).sized:
-            reg = reg + ((sel.rf_size / RF_MAX - 0.5) ** 2).mean()
-        return reg
+        reg = None
+        for spec in _rows.SELECTORS:
+            if spec.prior is None or not spec.used_by(self):
+                continue
+            term = spec.prior(getattr(sel, spec.field))
+            reg = term if reg is None else reg + term
+        return reg if reg is not None else self.readout_bias.new_zeros(())
 
     def kernel(self, selectors: Selectors | None = None) -> torch.Tensor:
-        """The per-vertex selection kernel (N, L, grid^2 + 1); see :mod:`factortopy.model.kernel`."""
+        """The per-vertex selection kernel (N, L, grid^2 + 1); see :mod:`factortopy.model.kernel`.
+        Each selector row reaches :func:`~factortopy.model.kernel.selection_kernel` as the keyword
+        its ``kernel_arg`` names."""
         sel = self.selectors() if selectors is None else selectors
         # Never below float32: a bf16 position is off by up to ~0.02 of a cell.
         dtype = torch.promote_types(self.local_proj.dtype, torch.float32)
         with _full_precision(sel.space.device):
-            return selection_kernel(sel.space.to(dtype), sel.layer_probs.to(dtype), sel.scale.to(dtype),
-                                    self.grid, self.grid, size=sel.rf_size.to(dtype), kind=self.receptive_field)
+            rows = {spec.kernel_arg: getattr(sel, spec.field).to(dtype) for spec in _rows.SELECTORS}
+            return selection_kernel(height=self.grid, width=self.grid, kind=self.receptive_field, **rows)
 
     # ------------------------------------------------------------------ forward
     def project(self, tokens: torch.Tensor) -> torch.Tensor:

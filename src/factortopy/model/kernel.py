@@ -42,9 +42,6 @@ from typing import Callable
 
 import torch
 
-#: the largest receptive-field sigma, in image widths: rf_size = RF_MAX * sigmoid(z). At 0.5 the
-#: aperture's +-1 sigma spans the whole image: beyond that a pool is the global token's job.
-RF_MAX = 0.5
 _SIGMA_FLOOR = 1e-6  # cells; keeps |t| / sigma finite (and its gradient free of 0 * inf) near sigma = 0
 
 

@@ -90,6 +90,55 @@ def _shared_rf_range(columns, options):
     return {"rf_vmax": C.value_range(np.concatenate(vals) if vals else np.zeros(1), 0.0)[1]}
 
 
+def _space(maps, options):
+    return M.space_painting(maps["vertex"], maps["hemi"], maps["space_xy"])
+
+
+def _scale(maps, options):
+    return M.scale_painting(maps["vertex"], maps["hemi"], maps["scale"])
+
+
+def _channel(maps, options):
+    from factortopy.analysis.clusters import CHANNEL_CLUSTERS
+
+    k = options.get("n_clusters", CHANNEL_CLUSTERS)
+    # the clusters the run's writer computed (same settings); older runs and other k: computed here
+    stored = maps.get("channel_clusters") if k == CHANNEL_CLUSTERS else None
+    return M.channel_painting(maps["vertex"], maps["hemi"], maps["readout"], k, labels=stored)
+
+
+#: selector row name -> (painter, share, missing hint, legend text) for the rows viz paints its own
+#: way; any other row of width 1 is painted as a value map of its key (selector_map_kinds)
+SELECTOR_PAINTERS = {
+    "layer": (_layer, _shared_layer_names, "",
+              "expected layer (blue = first, red = last), brightness = confidence of the layer selector"),
+    "space": (_space, _share_nothing, "",
+              "selected image position through a colour wheel (hue = direction, saturation = distance from centre)"),
+    "scale": (_scale, _share_nothing, "", "selected token scale: green = local, pink = global"),
+    "rf": (_rf_size, _shared_rf_range, " (fitted with --receptive-field gaussian? a point run's size is 0)",
+           "receptive-field size: sigma in image widths and in grid cells (dark = a point, bright = large)"),
+}
+#: the map painted when none is named (paint --what's default); listed first
+DEFAULT_MAP = "layer"
+
+
+def selector_map_kinds() -> list[MapKind]:
+    """One map kind per row of the selector table (``map_kind``; model/selectors.py), the default
+    map first, then in row order: a new selector is paintable without an edit here."""
+    from factortopy.model.selectors import SELECTORS
+
+    kinds = []
+    for spec in SELECTORS:
+        if spec.map_kind is None:
+            continue
+        if spec.name in SELECTOR_PAINTERS:
+            paint, share, missing, description = SELECTOR_PAINTERS[spec.name]
+            kinds.append(MapKind(spec.map_kind, (spec.key,), paint, description, share, missing))
+        elif spec.width == 1:
+            kinds.append(_value_kind(spec.map_kind, spec.key, f"{spec.name} selector: {spec.description}"))
+    return sorted(kinds, key=lambda k: k.name != DEFAULT_MAP)
+
+
 _SCORES = " (scores.npz missing? a finished fit writes it)"
 
 
@@ -118,19 +167,8 @@ def _shared_score(columns, options):
 
 
 for _kind in (
-    MapKind("layer", ("layer_probs",), _layer,
-            "expected layer (blue = first, red = last), brightness = confidence of the layer selector",
-            _shared_layer_names),
-    MapKind("space", ("space_xy",), lambda m, o: M.space_painting(m["vertex"], m["hemi"], m["space_xy"]),
-            "selected image position through a colour wheel (hue = direction, saturation = distance from centre)"),
-    MapKind("scale", ("scale",), lambda m, o: M.scale_painting(m["vertex"], m["hemi"], m["scale"]),
-            "selected token scale: green = local, pink = global"),
-    MapKind("rf-size", ("rf_size",), _rf_size,
-            "receptive-field size: sigma in image widths and in grid cells (dark = a point, bright = large)",
-            _shared_rf_range, " (fitted with --receptive-field gaussian? a point run's size is 0)"),
-    MapKind("channel", ("readout",),
-            lambda m, o: M.channel_painting(m["vertex"], m["hemi"], m["readout"], o.get("n_clusters", 20)),
-            "clusters of readout weights (cosine k-means), one colour per cluster"),
+    *selector_map_kinds(),
+    MapKind("channel", ("readout",), _channel, "clusters of readout weights (cosine k-means), one colour per cluster"),
     # 'r', not 'score': in factortopy a score is the noise-normalised Algonauts score (evaluation)
     _value_kind("r", "r", "held-out Pearson r per vertex (scores.npz: images that chose nothing)", _SCORES),
     _value_kind("r2", "r2", "held-out R^2 per vertex (scores.npz)", _SCORES),
