@@ -113,3 +113,32 @@ def test_each_deviation_has_its_own_command_line_option():
     assert (cfg.batch_size, cfg.reg_fade) == (FitConfig().batch_size, FitConfig().reg_fade)  # nothing else moved
     ours = fit_config(build_parser().parse_args([*FIT_ARGS, "--reference", "--token-scale", "rms"]))
     assert ours.token_scale is True and ours.readout_init == "uniform"
+
+
+def test_fit_options_are_generated_from_the_fitconfig_fields():
+    """Every FitConfig field is a `fit` (and `demo`) option whose help is the field's metadata: a new
+    setting is one field, never a second list to keep in step."""
+    from dataclasses import fields
+
+    from factortopy.model.encoding import ENCODINGS
+    from factortopy.model.factortopy import READOUT_INITS
+
+    parser = build_parser()
+    for command in ("fit", "demo"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        options = {a.dest: a for a in sub._actions}
+        for f in fields(FitConfig):
+            assert f.name in options, (command, f.name)
+            assert options[f.name].help.startswith(f.metadata["help"]), f.name
+    fit_options = {a.dest: a for a in parser._subparsers._group_actions[0].choices["fit"]._actions}
+    assert fit_options["loss"].help.endswith("(default smooth_l1)")
+    assert fit_options["token_scale"].help.endswith("(default rms)")
+    # the choices the metadata spells are the owners' tables
+    assert set(fit_options["readout_init"].choices) == set(READOUT_INITS)
+    assert set(fit_options["positional_encoding"].choices) == set(ENCODINGS)
+    cfg = fit_config(parser.parse_args(FIT_ARGS + ["--loss", "mse", "--train-images", "50", "--amp", "off",
+                                                   "--token-scale", "none", "--patience", "0", "--weight-decay", "0"]))
+    assert (cfg.loss, cfg.train_images, cfg.amp, cfg.token_scale, cfg.patience, cfg.weight_decay) == \
+        ("mse", 50, False, False, None, 0.0)
+    assert values(fit_config(parser.parse_args(FIT_ARGS)), [f.name for f in fields(FitConfig)]) == \
+        values(FitConfig(), [f.name for f in fields(FitConfig)])  # nothing given: FitConfig's defaults

@@ -121,3 +121,32 @@ def test_python_threads_argument_holds_during_the_call_and_is_restored(monkeypat
     with pytest.raises(ValueError, match="positive whole number"):
         with torch_threads(0):
             pass
+
+
+def test_fit_takes_threads_and_names_unknown_settings(monkeypatch):
+    """factortopy.fit(..., threads=N) holds N torch threads while it trains (issue 20: it was a
+    TypeError from FitConfig); any other unknown keyword is a TypeError listing the settings."""
+    import factortopy
+    from factortopy.fitting import fit as fit_module
+    from factortopy.estimator import FactorTopyEncoder
+
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) \['thread'\]: settings are the FitConfig fields "
+                                        r"\(epochs, batch_size"):
+        factortopy.fit(None, "resnet18", thread=1)
+    seen = []
+    real_train = fit_module.train
+
+    def spy_train(*args, **kw):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kw)
+
+    monkeypatch.setattr(fit_module, "train", spy_train)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    subject = FactorTopyEncoder()._subject(images, rng.standard_normal((40, 5)).astype(np.float32), np.arange(5),
+                                           "lh", None, None, "toy")
+    start = torch.get_num_threads()
+    other = 3 if start != 3 else 2
+    factortopy.fit(subject, "resnet18", random_init=True, img_size=32, epochs=1, dim=4, progress=False,
+                   threads=other)
+    assert seen == [other] and torch.get_num_threads() == start

@@ -16,7 +16,6 @@ in uint8 or floats in [0, 1]; a stacked (n, H, W[, C]) array is n images. Read-o
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -24,30 +23,11 @@ import weakref
 
 import numpy as np
 
+from factortopy._threads import torch_threads
 # the image conversion the estimator applies lives with the images; re-exported for old imports
 from factortopy.data.images import UserImages, as_rgb_uint8
 
 __all__ = ["FactorTopyEncoder", "UserImages", "as_rgb_uint8", "predict", "torch_threads"]
-
-
-# ---- threads ----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def torch_threads(threads: int | None):
-    """Run the block with ``torch.set_num_threads(threads)``, restoring the previous count after.
-    None leaves torch's setting alone."""
-    if threads is None:
-        yield
-        return
-    if int(threads) != threads or threads < 1:
-        raise ValueError(f"threads must be a positive whole number, got {threads!r}")
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---- predictions of a saved run ------------------------------------------------------------------

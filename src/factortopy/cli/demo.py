@@ -67,8 +67,11 @@ def _config_differences(recorded: dict, config) -> list[str]:
     import json
     from dataclasses import asdict
 
+    from factortopy.fitting.config import FitConfig
+
     now = json.loads(json.dumps(asdict(config)))  # tuples -> lists, as config.json holds them
-    before = recorded.get("fit") or {}
+    # a setting added after the run was made (e.g. loss) had its default's effect then
+    before = {**json.loads(json.dumps(asdict(FitConfig()))), **(recorded.get("fit") or {})}
     return [f"{k}: {before.get(k)!r} then, {now[k]!r} now" for k in now if before.get(k) != now[k]]
 
 

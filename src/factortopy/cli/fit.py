@@ -4,72 +4,61 @@ from __future__ import annotations
 HELP = "fit a FactorTopy encoder on a subject (Algonauts 2023, raw NSD or your own data)"
 
 
-def _batch_size(text: str):
-    if text == "auto":
-        return text
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"batch size must be >= 1 or 'auto', got {text}")
-    return value
+def _shown(value, words) -> str:
+    """A default as the command line spells it."""
+    if words:
+        return next(w for w, v in words.items() if v == value)
+    return "none" if value is None else str(value)
 
 
 def add_fit_options(p) -> None:
-    """Training options shared by `fit` and `demo` (defaults from FitConfig)."""
-    p.add_argument("--epochs", type=int, default=None, help="passes over the training images (default 10)")
-    p.add_argument("--batch-size", type=_batch_size, default=None,
-                   help="images per step, or 'auto' (the largest that fits in GPU memory); default 8")
-    p.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default 1e-3)")
-    p.add_argument("--dim", type=int, default=None, help="width D of the aligned channel space (default 128)")
-    p.add_argument("--grid", type=int, default=None,
-                   help="side of the token grid every layer is resized to (default 8; the reference's 8)")
-    p.add_argument("--receptive-field", default=None, metavar="{point,gaussian}",
-                   help="what a vertex reads around its position: 'point' (the paper's bilinear sample) or "
-                        "'gaussian' (a pool of learned per-vertex size, painted by `paint --what rf-size`); "
-                        "default point (docs/method.md, 'Receptive fields of every size')")
-    p.add_argument("--seed", type=int, default=None, help="seed of the split, init and batch order (default 0)")
-    p.add_argument("--val-fraction", type=float, default=None,
-                   help="share of images for early stopping (they pick the best epoch; default 0.1)")
-    p.add_argument("--heldout-fraction", type=float, default=None,
-                   help="share of images held out for the headline score: they choose nothing (default 0.1)")
-    p.add_argument("--patience", type=int, default=None,
-                   help="stop after this many epochs without a better validation r (default 5; 0 = never)")
-    p.add_argument("--reg-fade", choices=("fraction", "steps"), default=None,
-                   help="fade the regulariser over a fraction of all steps (default) or a fixed step count")
-    p.add_argument("--reg-fade-value", type=float, default=None,
-                   help="the fraction (default 0.3) or the step count (reference: 2000)")
-    # each deviation from the reference code on its own (docs/method.md, "Deviations from the reference code")
-    p.add_argument("--readout-init", choices=("normal", "uniform"), default=None,
-                   help="readout init: standard normal weights, zero bias (default) or the reference's uniform "
-                        "+-1/sqrt(D)")
-    p.add_argument("--token-scale", choices=("rms", "none"), default=None,
-                   help="fixed per-layer input scale 1/RMS of the training tokens (default) or none (reference)")
-    p.add_argument("--positional-encoding", choices=("ours", "reference"), default=None,
-                   help="frequencies 1000^(-k/31), sines then cosines (default) or the reference's "
-                        "1000^(-k/32), sin/cos interleaved")
-    p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default=None,
-                   help="autocast dtype of the big GEMM on CUDA (default bfloat16; reference float16)")
+    """Training options shared by `fit` and `demo`: one option per FitConfig field (its help, choices
+    and parsing from the field's metadata, factortopy.fitting.config.setting), plus --reference and
+    --quiet. Unset options stay out of the namespace: FitConfig's (or the demo's) defaults apply."""
+    import argparse
+    from dataclasses import fields
+
+    from factortopy.fitting.config import FitConfig
+
+    for f in fields(FitConfig):
+        meta = f.metadata
+        if not meta.get("cli", True) or "help" not in meta:
+            continue
+        words, choices = meta.get("words"), meta.get("choices")
+        kwargs = dict(default=argparse.SUPPRESS, help=f"{meta['help']} (default {_shown(f.default, words)})")
+        if words:
+            kwargs["choices"] = tuple(words)
+        elif choices:
+            kwargs.update(choices=choices, metavar="{" + ",".join(choices) + "}")
+        elif meta.get("parse"):
+            kwargs["type"] = meta["parse"]
+        elif isinstance(f.default, (bool, int, float)) and f.default is not None:
+            kwargs["type"] = type(f.default)
+        elif f.default is None:  # an optional whole number (train_images)
+            kwargs["type"] = int
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
     p.add_argument("--reference", action="store_true",
                    help="the published recipe and model: batch 8, lr 1e-3, regulariser fading over 2,000 steps, "
                         "uniform readout init, no token scale, the reference positional encoding, float16 "
                         "autocast, a point receptive field on the 8 x 8 grid (docs/method.md lists every deviation and its own setting)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def fit_config(args, **defaults):
     """A FitConfig from parsed options (unset options keep ``defaults``, then FitConfig's)."""
-    from factortopy.fitting.fit import FitConfig
+    from dataclasses import fields
 
-    names = ("epochs", "batch_size", "lr", "dim", "grid", "receptive_field", "seed", "val_fraction", "heldout_fraction",
-             "patience", "reg_fade", "reg_fade_value", "readout_init", "positional_encoding", "amp_dtype")
-    given = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
-    if getattr(args, "token_scale", None) is not None:
-        given["token_scale"] = args.token_scale == "rms"
-    if given.get("patience") == 0:
-        given["patience"] = None
+    from factortopy.fitting.config import FitConfig
+
+    given = {}
+    for f in fields(FitConfig):
+        if hasattr(args, f.name):
+            words = f.metadata.get("words")
+            value = getattr(args, f.name)
+            given[f.name] = words[value] if words else value
     if args.reference:  # the published recipe; only options given on the command line change it
-        return FitConfig.reference(**{**given, "device": args.device})
-    return FitConfig(**{**defaults, **given, "device": args.device})
+        return FitConfig.reference(**given)
+    return FitConfig(**{**defaults, **given})
 
 
 def add_arguments(p) -> None:
@@ -103,8 +92,9 @@ def run(args) -> int:
         print(f"note: {spec.name} starts from random weights (--random-init): the run is labelled 'random init'")
     config = fit_config(args)  # every setting checked before any work
     check_outputs(args.out, args.cache_dir)
-    device = init_from_env(args.device)
-    args.device = device
+    from dataclasses import replace
+
+    config = replace(config, device=init_from_env(config.device))  # torchrun: this process's GPU
     data = absolute_spec(args.data, mesh_dir=args.mesh_dir)  # the recorded spec carries the mesh too
     subject = load_subject(data)
     result = fit(subject, backbone=spec, out=args.out, config=config, cache_dir=args.cache_dir,

@@ -40,8 +40,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
+# torch is imported in the functions that compute: the table of receptive-field kinds is read by
+# code that runs no model (FitConfig's checks and the command line's --help)
 _SIGMA_FLOOR = 1e-6  # cells; keeps |t| / sigma finite (and its gradient free of 0 * inf) near sigma = 0
 
 
@@ -52,6 +52,8 @@ def tent_weights(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
     outer edges). Returns (N, height * width), row-major (cell i * width + j), each row summing to 1
     inside the grid and less near the border (zero padding).
     """
+    import torch
+
     ix = ((xy[:, 0] + 1) * width - 1) / 2  # (N,)
     iy = ((xy[:, 1] + 1) * height - 1) / 2
     cols = torch.arange(width, device=xy.device, dtype=xy.dtype)
@@ -63,6 +65,8 @@ def tent_weights(xy: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def _h(a: torch.Tensor) -> torch.Tensor:
     """h(a) = phi(a) - a Phi(-a) for a >= 0: the Gaussian smoothing of relu, less relu, per unit sigma."""
+    import torch
+
     return torch.exp(-0.5 * a * a) / math.sqrt(2 * math.pi) - a * 0.5 * torch.erfc(a / math.sqrt(2))
 
 
@@ -83,6 +87,8 @@ def gaussian_tent_weights(xy: torch.Tensor, size: torch.Tensor, height: int, wid
     Returns (N, height * width), row-major; size 0 gives exactly :func:`tent_weights`. Rows sum to 1
     while the aperture lies inside the image, less where it passes the edge (zero padding).
     """
+    import torch
+
     ix = ((xy[:, 0] + 1) * width - 1) / 2
     iy = ((xy[:, 1] + 1) * height - 1) / 2
     cols = torch.arange(width, device=xy.device, dtype=xy.dtype)
@@ -124,6 +130,8 @@ def selection_kernel(xy: torch.Tensor, layer_probs: torch.Tensor, scale: torch.T
     receptive field ``kind``'s weights (the tent for ``"point"``). xy (N, 2), layer_probs (N, L),
     scale (N, 1), size (N, 1) in image widths (needed by sized kinds).
     """
+    import torch
+
     rf = receptive_field(kind)
     if rf.sized and size is None:
         raise ValueError(f"receptive field {kind!r} needs the per-vertex size (N, 1)")

@@ -1,0 +1,226 @@
+"""The settings of a fit and their checks: :class:`FitConfig` (saved in config.json as ``fit``),
+the range of every field (:data:`FIT_CHECKS`), the published recipe (:data:`REFERENCE_SETTINGS`),
+and the checks a fit runs on its data before any work (split sizes, constant columns, outputs).
+
+Each field carries its command-line help in its metadata (:func:`setting`): ``factortopy fit``
+and ``factortopy demo`` generate their training options from these fields (cli/fit.py), so a new
+setting is one field here (and, when it has a range, one row of :data:`FIT_CHECKS`).
+No torch at import: the command line's ``--help`` reads this module.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from factortopy.fitting.losses import LOSSES
+from factortopy.fitting.schedule import REFERENCE_FADE_STEPS
+from factortopy.model.kernel import RECEPTIVE_FIELDS
+
+
+def setting(default, help: str, *, choices=None, words=None, parse=None, cli: bool = True):
+    """A FitConfig field with its command-line description.
+
+    help: one phrase (the option's help; "(default X)" is added). choices: the allowed values.
+    words: command-line word -> value, for values that are not words themselves (True/False).
+    parse: a function text -> value for the command line (default: the type of ``default``).
+    cli: False keeps the field off the command line.
+    """
+    return field(default=default, metadata=dict(help=help, choices=choices, words=words, parse=parse, cli=cli))
+
+
+def _batch_size(text: str):
+    if text == "auto":
+        return text
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"batch size must be >= 1 or 'auto', got {text}")
+    return value
+
+
+def _patience(text: str):
+    value = int(text)
+    return None if value == 0 else value  # the command line's 0: never stop early
+
+
+@dataclass
+class FitConfig:
+    """Every setting of a fit (saved in config.json). Defaults follow the reference recipe except
+    where a planted-truth measurement chose otherwise (see docs/method.md)."""
+
+    epochs: int = setting(10, "passes over the training images")
+    batch_size: int | str = setting(8, "images per step, or 'auto' (the largest power of two that fits in GPU memory)",
+                                    parse=_batch_size)
+    lr: float = setting(1e-3, "AdamW learning rate")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    grad_clip: float = setting(0.5, "clip the gradient norm at this value")
+    loss: str = setting("smooth_l1", "the training loss: " + "; ".join(f"{k}: {v.description}" for k, v in LOSSES.items()),
+                        choices=tuple(LOSSES))
+    smooth_l1_beta: float = setting(0.1, "where the smooth L1 loss turns from quadratic to linear, in z-scored "
+                                         "response units")
+    reg_weight: float = setting(0.1, "the selector regulariser's weight at the start (it fades to 0)")
+    reg_fade: str = setting("fraction", "fade the regulariser over a fraction of all steps or a fixed step count "
+                                        "(reference: steps)", choices=("fraction", "steps"))
+    reg_fade_value: float = setting(0.3, "the fraction or the step count (reference: 2000)")
+    val_fraction: float = setting(0.1, "share of images for early stopping (they pick the best epoch)")
+    heldout_fraction: float = setting(0.1, "share of images held out for the headline score: they choose nothing")
+    # fMRI-data scaling: train on only N of the training images (a seeded, nested subset; the
+    # validation and held-out images stay those of the full fit: data.split.nested_train_subset)
+    train_images: int | None = setting(None, "train on only N of the training images (a seeded, nested subset; "
+                                             "the early-stopping and held-out images stay the same)")
+    seed: int = setting(0, "seed of the split, init and batch order")
+    patience: int | None = setting(5, "stop after this many epochs without a better validation r (0 = never)",
+                                   parse=_patience)
+    dim: int = setting(128, "width D of the aligned channel space")
+    hidden: int = setting(128, "width of the selector MLPs")
+    grid: int = setting(8, "side of the token grid every layer is resized to (the reference's 8)")
+    device: str = setting("cpu", "cpu, cuda, cuda:N or mps")
+    amp: bool = setting(True, "autocast the big GEMM on CUDA (ignored on the CPU)", words={"on": True, "off": False})
+    amp_dtype: str = setting("bfloat16", "autocast dtype of the big GEMM on CUDA (reference float16)",
+                             choices=("bfloat16", "float16"))
+    feature_batch_size: int = setting(32, "images per forward pass of the backbone")
+    eval_batch_size: int = setting(64, "images per forward pass when scoring")
+    # deviations from the reference code, each a setting (docs/method.md, "Deviations")
+    readout_init: str = setting("normal", "readout init: standard normal weights, zero bias (normal) or the "
+                                          "reference's uniform +-1/sqrt(D)", choices=("normal", "uniform"))
+    token_scale: bool = setting(True, "fixed per-layer input scale 1/RMS of the training tokens (rms) or none "
+                                      "(reference)", words={"rms": True, "none": False})
+    positional_encoding: str = setting("ours", "frequencies 1000^(-k/31), sines then cosines (ours) or the "
+                                               "reference's 1000^(-k/32), sin/cos interleaved",
+                                       choices=("ours", "reference"))
+    # what a vertex reads around (x, y): "point" (the paper's bilinear sample) or "gaussian" (a pool
+    # of learned per-vertex size; docs/method.md, "Receptive fields of every size")
+    receptive_field: str = setting("point", "what a vertex reads around its position: point (the paper's bilinear "
+                                            "sample) or gaussian (a pool of learned per-vertex size, painted by "
+                                            "`paint --what rf-size`; docs/method.md, 'Receptive fields of every size')",
+                                   choices=tuple(RECEPTIVE_FIELDS))
+
+    def __post_init__(self):
+        check_fit_config(self)  # every way of making a FitConfig is checked before any work
+
+    @classmethod
+    def reference(cls, **overrides) -> "FitConfig":
+        """The published recipe and model: batch 8, lr 1e-3, the regulariser fading over a fixed
+        2,000 steps, uniform readout init, no token scale, the reference positional encoding,
+        float16 autocast. (Data and backbone choices of the reference: docs/method.md.)"""
+        return cls(**{**REFERENCE_SETTINGS, **overrides})
+
+
+def fit_setting_names() -> list[str]:
+    """The FitConfig field names, in order."""
+    return [f.name for f in fields(FitConfig)]
+
+
+def unknown_settings(given, also=()) -> None:
+    """Raise TypeError naming every key of ``given`` that is neither a FitConfig field nor in ``also``."""
+    known = fit_setting_names()
+    unknown = sorted(set(given) - set(known) - set(also))
+    if unknown:
+        raise TypeError(f"unknown setting(s) {unknown}: settings are the FitConfig fields ({', '.join(known)})"
+                        + (f" and {', '.join(also)}" if also else ""))
+
+
+def _whole(low):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(low, strict=True):
+    return lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+        (v > low if strict else v >= low)
+
+
+#: FitConfig field -> (test, what it must be). A new field with a range adds one row.
+FIT_CHECKS = {
+    "epochs": (_whole(1), "a whole number >= 1"),
+    "batch_size": (lambda v: v == "auto" or _whole(1)(v), "a whole number >= 1 or 'auto'"),
+    "lr": (_number(0), "a finite number > 0"),
+    "weight_decay": (_number(0, strict=False), "a finite number >= 0"),
+    "grad_clip": (_number(0), "a finite number > 0"),
+    "smooth_l1_beta": (_number(0, strict=False), "a finite number >= 0"),
+    "reg_weight": (_number(0, strict=False), "a finite number >= 0"),
+    "loss": (lambda v: v in LOSSES, " or ".join(map(repr, LOSSES))),
+    "reg_fade": (lambda v: v in ("fraction", "steps"), "'fraction' or 'steps'"),
+    "reg_fade_value": (_number(0, strict=False), "a finite number >= 0"),
+    "val_fraction": (lambda v: _number(0)(v) and v < 1, "a fraction in (0, 1)"),
+    "heldout_fraction": (lambda v: _number(0, strict=False)(v) and v < 1, "a fraction in [0, 1)"),
+    "train_images": (lambda v: v is None or _whole(1)(v), "a whole number >= 1 (or None: every training image)"),
+    "seed": (_whole(0), "a whole number >= 0"),
+    "patience": (lambda v: v is None or _whole(1)(v), "a whole number >= 1 (or None: never stop early)"),
+    "dim": (_whole(1), "a whole number >= 1"),
+    "hidden": (_whole(1), "a whole number >= 1"),
+    "grid": (_whole(1), "a whole number >= 1"),
+    "device": (lambda v: isinstance(v, str) and re.fullmatch(r"cpu|mps|cuda(:\d+)?", v) is not None,
+               "cpu, cuda, cuda:N or mps"),
+    "amp_dtype": (lambda v: v in ("bfloat16", "float16"), "'bfloat16' or 'float16'"),
+    "receptive_field": (lambda v: v in RECEPTIVE_FIELDS, " or ".join(map(repr, RECEPTIVE_FIELDS))),
+    "feature_batch_size": (_whole(1), "a whole number >= 1"),
+    "eval_batch_size": (_whole(1), "a whole number >= 1"),
+}
+
+
+def check_fit_config(cfg) -> None:
+    """Raise ValueError naming the first setting of ``cfg`` outside its range (:data:`FIT_CHECKS`)."""
+    for name, (ok, what) in FIT_CHECKS.items():
+        value = getattr(cfg, name, None)
+        if not ok(value):
+            raise ValueError(f"{name} (--{name.replace('_', '-')}) must be {what}, got {value!r}")
+    if cfg.val_fraction + cfg.heldout_fraction >= 1:
+        raise ValueError(f"val_fraction + heldout_fraction must leave training images, got "
+                         f"{cfg.val_fraction} + {cfg.heldout_fraction} >= 1")
+
+
+def check_outputs(out=None, cache_dir=None) -> None:
+    """Refuse an ``out`` or ``cache_dir`` that is an existing file, before any work."""
+    for option, path in (("--out", out), ("--cache-dir", cache_dir)):
+        if path and os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{option} {path} is an existing file, not a folder: choose a folder")
+
+
+#: Pearson r over fewer images carries no information (1 image: undefined, 2: always +-1), so
+#: neither choosing the best epoch nor the headline score can rest on it
+MIN_EVAL_IMAGES = 3
+#: below this, a vertex's r has a standard error 1/sqrt(n - 3) above 0.24 (Fisher z), larger than
+#: typical visual-cortex encoding r: the epoch choice and the score are mostly noise
+WARN_EVAL_IMAGES = 20
+
+
+def check_split_sizes(parts: dict, cfg) -> None:
+    """Refuse a validation (or held-out) set under :data:`MIN_EVAL_IMAGES`, warn under
+    :data:`WARN_EVAL_IMAGES` (docs/reliability.md)."""
+    for role, name, option, fraction in (("val", "validation", "--val-fraction", cfg.val_fraction),
+                                         ("heldout", "held-out", "--heldout-fraction", cfg.heldout_fraction)):
+        n = len(parts[role])
+        if role == "heldout" and fraction == 0:
+            continue
+        if n < MIN_EVAL_IMAGES:
+            raise ValueError(f"the {name} set has {n} image(s) ({option} {fraction}); Pearson r needs at least "
+                             f"{MIN_EVAL_IMAGES}: raise {option} or use more images")
+        if n < WARN_EVAL_IMAGES:
+            warnings.warn(f"the {name} set has only {n} images ({option} {fraction}): per-vertex r has a standard "
+                          f"error above {1 / math.sqrt(WARN_EVAL_IMAGES - 3):.2f}, so the "
+                          f"{'best epoch' if role == 'val' else 'held-out score'} is mostly noise; use at least "
+                          f"{WARN_EVAL_IMAGES} images", stacklevel=3)
+
+
+def warn_constant_columns(std: np.ndarray, vertex, hemi) -> None:
+    """Warn about response columns constant over the training images: no model can predict them,
+    and their r is 0 by construction, not a measurement."""
+    const = np.flatnonzero(std <= 1e-8)
+    if len(const):
+        where = ", ".join(f"{hemi[i]} {vertex[i]}" for i in const[:5]) + (", ..." if len(const) > 5 else "")
+        warnings.warn(f"{len(const)} of {len(std)} response columns are constant over the training images "
+                      f"({where}): their r is 0 by construction; drop them from the data", stacklevel=3)
+
+
+class DivergedError(ValueError):
+    """Training produced a non-finite loss or weights."""
+
+
+#: FitConfig fields that differ in the reference recipe
+REFERENCE_SETTINGS = dict(batch_size=8, lr=1e-3, reg_fade="steps", reg_fade_value=REFERENCE_FADE_STEPS,
+                          readout_init="uniform", token_scale=False, positional_encoding="reference",
+                          amp_dtype="float16", receptive_field="point", grid=8)
