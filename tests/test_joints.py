@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 
 from factortopy.data import load_subject
 from factortopy.datasets.fixtures import write_fake_algonauts
@@ -57,7 +58,7 @@ def test_a_friendly_name_run_is_evaluated_with_the_backbone_it_was_fitted_with(t
     np.testing.assert_allclose(res["r"], result.heldout_r, atol=2e-3)
 
 
-def test_a_new_selector_reaches_the_painter_through_a_real_run_dir(tmp_path):
+def test_a_new_selector_reaches_the_painter_through_a_real_run_dir(tmp_path, monkeypatch):
     """The rf-size map was tested on hand-built dicts while the run reader listed the keys it
     loaded by hand and left rf_size out: `paint --what rf-size` failed on every real run."""
     from factortopy.cli import main
@@ -75,3 +76,20 @@ def test_a_new_selector_reaches_the_painter_through_a_real_run_dir(tmp_path):
     png = tmp_path / "rf.png"
     assert main(["paint", out, "--what", "rf-size", "--out", str(png)]) == 0
     assert png.stat().st_size > 1000
+    # one maps reader: typed (grid and title from the run, read without building the model) and a
+    # dict; the channel clusters were computed once, when the run was written
+    from factortopy.analysis.clusters import cluster_readouts
+    from factortopy.viz.kinds import painting
+
+    assert maps.grid == 8 and maps.kind == "factortopy" and maps.title == open_run(out).title
+    assert "layer_probs" in maps and maps.get("nothing") is None and isinstance(maps, dict)
+    np.testing.assert_array_equal(maps["channel_clusters"], cluster_readouts(maps["readout"]))
+
+    def no_clustering(*a, **k):
+        raise AssertionError("the stored clusters were not used")
+
+    monkeypatch.setattr("factortopy.analysis.clusters.cluster_readouts", no_clustering)
+    p = painting(maps, "channel")
+    np.testing.assert_array_equal(p.info["labels"], maps["channel_clusters"])
+    with pytest.raises(AssertionError, match="stored clusters"):  # another number of clusters: computed afresh
+        painting(maps, "channel", n_clusters=5)

@@ -87,10 +87,10 @@ def compare_figure(columns: dict, rows=("layer", "space", "scale"), view: str = 
 
 
 def run_grid(run_dirs, rows=("layer", "space", "scale"), view: str = "posterior", titles=None, **kw):
-    """:func:`compare_figure` over RUN_DIRs (or selectors.npz / planted_truth.npz files).
+    """:func:`compare_figure` over RUN_DIRs (or maps .npz files such as a planted_truth.npz).
 
-    rows: map names (the same as :func:`~factortopy.viz.paint`'s ``what``). Column titles come from
-    each run's config.json unless ``titles`` are given; a title shared by several runs is followed by
+    rows: map names (the same as :func:`~factortopy.viz.paint`'s ``what``). Column titles are each
+    run's maps title (``Run.maps().title``) unless ``titles`` are given; a title shared by several runs is followed by
     what tells them apart (:func:`distinct_titles`: the differing tail of their paths).
     ``kw`` (hemis, surface, mesh, n_clusters, ax / axes, ...) go to :func:`compare_figure`.
     """
