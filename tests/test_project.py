@@ -25,6 +25,41 @@ def test_the_layering_in_docs_architecture_holds():
     assert "0 broken" in out.stdout
 
 
+def _layers() -> dict:
+    """package -> row of the layering contract in pyproject.toml (0 = top)."""
+    tomllib = pytest.importorskip("tomllib")
+    contract = tomllib.load(open(os.path.join(ROOT, "pyproject.toml"), "rb"))["tool"]["importlinter"]["contracts"][0]
+    return {name.strip(): row for row, line in enumerate(contract["layers"]) for name in line.split("|")}
+
+
+def test_no_module_names_a_package_above_it_in_a_string():
+    """importlib / "module:attr" strings are imports the layering check cannot see: none may name a
+    package above (or beside) its own. factortopy/__init__.py, the root above every layer, declares
+    the lazy public names and the built-in plug-ins (the mirror of pyproject.toml's entry points)."""
+    import ast
+    import re
+
+    layers = _layers()
+    target = re.compile(r"^factortopy\.(\w+)(\.\w+)*(:[\w.]+)?$")
+    src = os.path.join(ROOT, "src", "factortopy")
+    upward = []
+    for folder, _, files in os.walk(src):
+        for name in files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, src)
+            if not name.endswith(".py") or rel == "__init__.py":
+                continue
+            own = rel.split(os.sep)[0].removesuffix(".py")
+            assert own in layers or own == "__main__", f"{rel}: package {own!r} is missing from the layering contract"
+            for node in ast.walk(ast.parse(open(path).read())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    m = target.match(node.value)
+                    if m and m.group(1) != own and m.group(1) in layers and own in layers \
+                            and layers[m.group(1)] <= layers[own]:
+                        upward.append(f"{rel}:{node.lineno} names {node.value!r}")
+    assert not upward, upward
+
+
 def test_the_docs_build_with_warnings_as_errors(tmp_path):
     _need("sphinx")
     _need("myst_parser")

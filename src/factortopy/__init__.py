@@ -43,6 +43,24 @@ _LAZY = {
 # pyproject.toml (tests/test_plugins.py keeps them equal). Read from here, never from the installed
 # metadata, so the built-ins work from a fresh clone or a stale editable install (factortopy._plugins).
 _BUILTIN_PLUGINS = {
+    "factortopy.backbone_sources": {
+        "timm": "factortopy.backbones.timm_backbone:build_timm",
+        "torchvision": "factortopy.backbones.torchvision_backbone:build_torchvision",
+        "hf": "factortopy.backbones.hf_backbone:build_hf",
+        "open_clip": "factortopy.backbones.open_clip_backbone:build_open_clip",
+    },
+    "factortopy.data_kinds": {
+        "algonauts": "factortopy.data.algonauts:load_algonauts",
+        "nsd": "factortopy.data.nsd:load_nsd",
+        "generic": "factortopy.data.generic:load_generic",
+    },
+    "factortopy.map_kinds": {  # the selectors' maps (layer, space, scale, rf-size) come from their rows
+        "channel": "factortopy.viz.kinds:CHANNEL",
+        "r": "factortopy.viz.kinds:R",
+        "r2": "factortopy.viz.kinds:R2",
+        "score": "factortopy.viz.kinds:SCORE",
+        "ceiling_r": "factortopy.viz.kinds:CEILING_R",
+    },
     "factortopy.run_kinds": {
         "factortopy": "factortopy.fitting.run:FactorTopyRun",
         "ridge": "factortopy.baselines.run:RidgeRun",

@@ -5,7 +5,9 @@
 - a friendly name from the registry (``clip-vit-b-16``, ``dinov2-reg-vit-b-14``, ``sam-vit-b``, ...;
   see :func:`list_models`),
 - any timm model name (``resnet50``, ``vit_base_patch16_224.mae``),
-- or a prefixed name: ``timm:NAME``, ``torchvision:NAME``, ``hf:ORG/NAME``, ``open_clip:ARCH[:TAG]``.
+- or a prefixed name: ``timm:NAME``, ``torchvision:NAME``, ``hf:ORG/NAME``, ``open_clip:ARCH[:TAG]``,
+  or ``SOURCE:NAME`` of any installed plug-in source (entry-point group
+  ``factortopy.backbone_sources``; :func:`sources` lists them).
 
 Any other ``nn.Module``: :class:`HookBackbone` (module names + a :class:`TokenLayout`).
 """
@@ -23,31 +25,57 @@ from factortopy.backbones.tokens import LAYOUTS, TokenLayout
 
 __all__ = ["Backbone", "BackboneInfo", "BackboneSpec", "HookBackbone", "TokenLayout", "LAYOUTS", "as_spec",
            "backbone_identity", "check_identity", "load_backbone", "list_layers", "list_models",
-           "list_module_layers", "rebuild", "register", "register_source", "resolve", "SOURCES"]
+           "list_module_layers", "rebuild", "register", "register_source", "resolve", "sources", "SOURCES"]
 
 
 @dataclass(frozen=True)
 class Source:
     """A backbone source: ``builder`` ("module:function", imported on use) is called as
     ``builder(target, spec)`` and returns a Backbone; ``options`` are the optional spec fields it
-    honours (a spec setting any other is refused, never silently dropped)."""
+    honours (a spec setting any other is refused, never silently dropped; None: the builder's
+    ``options`` attribute, read when it is loaded). ``distribution`` / ``version``: the installed
+    distribution that provides it (None for one registered in this process)."""
 
     name: str
     builder: str
-    options: frozenset
+    options: frozenset | None
     prefixes: tuple = ()
+    distribution: str | None = None
+    version: str | None = None
+
+    def load(self):
+        """(builder function, the options it honours)."""
+        from factortopy._plugins import Plugin
+
+        builder = Plugin("factortopy.backbone_sources", self.name, self.builder,
+                         self.distribution or "this process's register_source", self.version).load()
+        options = self.options if self.options is not None else frozenset(getattr(builder, "options", ()))
+        return builder, options
+
+    def record(self) -> dict | None:
+        """What a run records of the source's distribution (None for factortopy's own or this process's)."""
+        if self.distribution in (None, "factortopy"):
+            return None
+        return {"distribution": self.distribution, "version": self.version}
 
 
-#: source name -> Source; prefixed names ``SOURCE:TARGET`` (and aliases) select one
+#: sources registered in this process (:func:`register_source`): name -> Source. Installed sources
+#: (entry points, factortopy's own included) are found by :func:`sources`.
 SOURCES: dict[str, Source] = {}
+#: name prefix (lower case) -> source name, for this process's sources and their aliases
 _PREFIXES: dict[str, str] = {}
+#: other spellings of the built-in sources' prefixes
+ALIASES = {"tv": "torchvision", "huggingface": "hf", "openclip": "open_clip", "open-clip": "open_clip"}
 #: spec fields whose meaning is the same for every source (applied by load_backbone itself)
 _COMMON = frozenset({"name", "layers", "weights", "pretrained", "random_init", "seed", "img_size", "mean", "std",
                      "remap"})
 
 
 def register_source(name: str, builder: str, options=(), aliases=()) -> Source:
-    """Add a backbone source (see :class:`Source`); ``aliases`` are extra name prefixes."""
+    """Add a backbone source in this process only (e.g. a notebook; see :class:`Source`);
+    ``aliases`` are extra name prefixes. A source other processes can rebuild (``factortopy
+    evaluate``, ``paint``, a study worker) is an entry point in the group
+    ``factortopy.backbone_sources`` of an installed distribution (docs/architecture.md)."""
     src = Source(name, builder, frozenset(options), (name,) + tuple(aliases))
     SOURCES[name] = src
     for prefix in src.prefixes:
@@ -55,13 +83,24 @@ def register_source(name: str, builder: str, options=(), aliases=()) -> Source:
     return src
 
 
-register_source("timm", "factortopy.backbones.timm_backbone:build_timm", options=("model_args",))
-register_source("torchvision", "factortopy.backbones.torchvision_backbone:build_torchvision",
-                options=("token_layout",), aliases=("tv",))
-register_source("hf", "factortopy.backbones.hf_backbone:build_hf", options=("token_layout",),
-                aliases=("huggingface",))
-register_source("open_clip", "factortopy.backbones.open_clip_backbone:build_open_clip", options=("token_layout",),
-                aliases=("openclip", "open-clip"))
+def sources() -> dict[str, Source]:
+    """Every backbone source by name: the installed entry points (factortopy's own: timm,
+    torchvision, hf, open_clip), then those registered in this process, which win."""
+    from factortopy._plugins import plugins
+
+    table = {name: Source(name, p.target, None, (name,), p.distribution, p.version)
+             for name, p in plugins("backbone_sources").items()}
+    table.update(SOURCES)
+    return table
+
+
+def _source_named(prefix: str) -> str | None:
+    """The source a name prefix selects (case-insensitive), or None."""
+    low = prefix.lower()
+    if low in _PREFIXES:
+        return _PREFIXES[low]
+    low = ALIASES.get(low, low)
+    return next((name for name in sources() if name.lower() == low), None)
 
 
 def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
@@ -69,8 +108,9 @@ def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"a backbone name must be a non-empty string, not {name!r}")
     head, sep, rest = name.partition(":")
-    if sep and head.lower() in _PREFIXES:
-        return _PREFIXES[head.lower()], rest, None
+    source = _source_named(head) if sep else None
+    if source is not None:
+        return source, rest, None
     entry = registry.get(name)
     if entry is not None:
         return entry.source, entry.target, entry
@@ -87,17 +127,19 @@ def resolve(name: str) -> tuple[str, str, "registry.Entry | None"]:
         f"unknown backbone {name!r}"
         + (f"; did you mean: {', '.join(close)}?" if close else ".")
         + " Use a friendly name (factortopy.backbones.list_models()), a timm name, or a prefixed "
-        "name: " + ", ".join(f"{s}:NAME" for s in SOURCES) + "."
+        "name: " + ", ".join(f"{s}:NAME" for s in sources()) + "."
+        + (f" No installed source is called {head!r} (a plug-in package provides one as an entry point in "
+           "factortopy.backbone_sources)." if sep else "")
     )
 
 
-def _refuse_unsupported(spec: BackboneSpec, source: Source) -> None:
+def _refuse_unsupported(spec: BackboneSpec, source: Source, options) -> None:
     defaults = BackboneSpec(name=spec.name, random_init=True)
     unused = [f for f in ("token_layout", "model_args")
-              if f not in source.options and getattr(spec, f) != getattr(defaults, f)]
+              if f not in options and getattr(spec, f) != getattr(defaults, f)]
     if unused:
         raise ValueError(f"{spec.name}: the {source.name} source does not take {', '.join(unused)} "
-                         f"(it takes {', '.join(sorted(source.options)) or 'none of the extra options'})")
+                         f"(it takes {', '.join(sorted(options)) or 'none of the extra options'})")
 
 
 def load_backbone(name, layers=None, weights: str | None = None, pretrained: bool | None = None,
@@ -117,15 +159,14 @@ def load_backbone(name, layers=None, weights: str | None = None, pretrained: boo
     kwargs: other spec fields (mean, std, token_layout, remap, model_args); any other keyword is a
       timm model argument (e.g. depth=2), refused by sources that take none.
     """
-    import importlib
-
     import torch
 
     given = dict(layers=layers, weights=weights, pretrained=pretrained, img_size=img_size)
     spec = as_spec(name, **{k: v for k, v in given.items() if v is not None}, **kwargs)
     source_name, target, entry = resolve(spec.name)
-    source = SOURCES[source_name]
-    _refuse_unsupported(spec, source)
+    source = sources()[source_name]
+    builder, options = source.load()
+    _refuse_unsupported(spec, source, options)
     build_spec = spec
     if entry is not None:
         if entry.weights_required and spec.weights is None and not spec.random_init:
@@ -136,8 +177,6 @@ def load_backbone(name, layers=None, weights: str | None = None, pretrained: boo
             img_size=spec.img_size if spec.img_size is not None else entry.img_size,
             mean=spec.mean if spec.mean is not None else entry.mean,
             std=spec.std if spec.std is not None else entry.std)
-    module, _, func = source.builder.partition(":")
-    builder = getattr(importlib.import_module(module), func)
     with torch.random.fork_rng(devices=[]):  # a random init is a function of the spec alone
         torch.manual_seed(spec.seed)
         backbone = builder(target, build_spec)
@@ -147,6 +186,8 @@ def load_backbone(name, layers=None, weights: str | None = None, pretrained: boo
     if build_spec.std is not None:
         info.std = tuple(build_spec.std)
     info.extra.setdefault("source", source_name)
+    if source.record() is not None:  # a plug-in's: recorded, so a run can say what to install
+        info.extra["distribution"] = source.record()
     if entry is not None:
         info.extra["friendly_name"] = entry.name
     backbone.spec = spec

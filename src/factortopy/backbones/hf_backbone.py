@@ -104,7 +104,11 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
 
 
 def build_hf(target: str, spec) -> HookBackbone:
-    """The hf source's builder (see ``factortopy.backbones.SOURCES``)."""
+    """The hf source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
     return load_hf(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
                     pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
                     remap=spec.remap)
+
+
+#: the optional spec fields this source honours (any other is refused before building)
+build_hf.options = ("token_layout",)

@@ -215,7 +215,9 @@ def backbone_identity(backbone) -> dict:
     everything building it resolved. JSON-serialisable; compared field by field by :func:`check_identity`."""
     info = backbone.info
     spec = built_spec(backbone)
+    plugin = info.extra.get("distribution")  # a plug-in source's distribution (absent for factortopy's own)
     return dict(
+        **({"distribution": dict(plugin)} if plugin else {}),
         spec=spec.to_dict() if spec is not None else None,
         label=spec.label if spec is not None else info.name,
         name=info.name,
@@ -272,6 +274,18 @@ def rebuild(identity: dict, what: str = "the run", **spec_changes):
         raise ValueError(f"{what} was fitted with a backbone instance built by hand ({identity.get('name')}), "
                          "which cannot be rebuilt from its config: pass the same backbone object "
                          "(backbone=...) to evaluate or predict")
+    source = identity.get("source")
+    if source:
+        from factortopy.backbones import sources
+
+        if source not in sources():
+            from factortopy._plugins import missing_message
+
+            raise ValueError(f"{what} was fitted with the backbone {identity.get('label') or spec.get('name')!r}: "
+                             + missing_message("backbone source", source, identity.get("distribution"))
+                             + ("" if identity.get("distribution") else
+                                "; a source registered with register_source lives only in the process that "
+                                "registered it: register it again, or install it as a plug-in package"))
     backbone = as_spec(spec, **spec_changes).build()
     check_identity(identity, backbone, what)
     return backbone

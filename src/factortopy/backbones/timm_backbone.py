@@ -65,10 +65,14 @@ def timm_layers(model) -> list[dict]:
 
 
 def build_timm(target: str, spec) -> "TimmBackbone":
-    """The timm source's builder (see ``factortopy.backbones.SOURCES``)."""
+    """The timm source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
     return TimmBackbone(target, layers=spec.layers, weights=spec.weights, pretrained=spec.pretrained,
                         img_size=spec.img_size, mean=spec.mean, std=spec.std, remap=spec.remap, seed=spec.seed,
                         **spec.model_args)
+
+
+#: the optional spec fields this source honours (any other is refused before building)
+build_timm.options = ("model_args",)
 
 
 class TimmBackbone(Backbone):

@@ -25,13 +25,10 @@ import os
 import re
 from urllib.parse import quote, unquote
 
-#: data kinds: name -> (module, loader function); the CLI's choices and the docs' list come from here
-LOADERS = {
-    "algonauts": ("factortopy.data.algonauts", "load_algonauts"),
-    "nsd": ("factortopy.data.nsd", "load_nsd"),
-    "generic": ("factortopy.data.generic", "load_generic"),
-}
-KINDS = tuple(LOADERS)
+#: data kinds registered in this process (:func:`register_data_kind`): kind -> loader function.
+#: Installed kinds (entry-point group ``factortopy.data_kinds``; factortopy's own: algonauts, nsd,
+#: generic) are found by :func:`data_kinds`.
+LOADERS: dict = {}
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -61,6 +58,34 @@ def _parse_query(query: str) -> dict | None:
     return out
 
 
+def data_kinds() -> dict:
+    """kind -> its loader's plug-in entry (:class:`factortopy._plugins.Plugin`) or, for a kind
+    registered in this process, the loader itself. Installed kinds first, in their order."""
+    from factortopy._plugins import plugins
+
+    return {**plugins("data_kinds"), **LOADERS}
+
+
+def register_data_kind(kind: str, loader) -> None:
+    """Read ``--data KIND:PATH`` with ``loader(path, **options) -> Subject`` in this process only
+    (a notebook). A kind other processes can read is an entry point in ``factortopy.data_kinds``."""
+    LOADERS[kind] = loader
+
+
+def loader_of(kind: str, recorded: dict | None = None):
+    """The loader function of ``kind``; an unknown kind says what to install (``recorded``: what a
+    run recorded of the kind's distribution, config ``plugins``)."""
+    found = data_kinds()
+    if kind not in found:
+        from factortopy._plugins import missing_message
+
+        raise ValueError(f"{missing_message('data kind', kind, recorded)}; data kinds: {', '.join(found)}")
+    from factortopy._plugins import Plugin
+
+    entry = found[kind]
+    return entry.load() if isinstance(entry, Plugin) else entry
+
+
 def parse_spec(spec: str) -> tuple[str, str, dict]:
     """``'nsd:/data/nsd?subject=2&split=test'`` -> ``('nsd', '/data/nsd', {'subject': 2, 'split': 'test'})``.
 
@@ -68,9 +93,10 @@ def parse_spec(spec: str) -> tuple[str, str, dict]:
     path that itself contains ``?`` is read whole when it exists (or write the ``?`` as ``%3F``).
     """
     kind, sep, rest = spec.partition(":")
-    if not sep or kind not in LOADERS:
-        raise ValueError(f"data spec {spec!r} must look like KIND:PATH with KIND one of {', '.join(KINDS)}, "
-                         "e.g. algonauts:/data/subj01 or nsd:/data/nsd?subject=1")
+    if not sep or kind not in data_kinds():
+        raise ValueError(f"data spec {spec!r} must look like KIND:PATH with KIND one of {', '.join(data_kinds())}, "
+                         "e.g. algonauts:/data/subj01 or nsd:/data/nsd?subject=1 (another kind comes from a "
+                         "plug-in package: factortopy.data_kinds)")
     path, query = rest, {}
     if "?" in rest and not os.path.exists(os.path.expanduser(rest)):
         cuts = [i for i, c in enumerate(rest) if c == "?"]
@@ -122,18 +148,16 @@ def absolute_spec(spec: str, base: str | None = None, **options) -> str:
 
 
 def load_subject(spec: str, **kwargs):
-    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: :data:`LOADERS`).
+    """Read a subject from a data spec ``KIND:PATH[?options]`` (kinds: :func:`data_kinds`).
 
     The subject's ``extra["data_spec"]`` is the spec made absolute with ``kwargs`` included
     (:func:`absolute_spec`): :func:`factortopy.fit` records it, so a run fitted from Python can be
     evaluated without re-supplying its data."""
-    import importlib
     import inspect
 
     kind, path, options = parse_spec(spec)
     options.update(kwargs)
-    module, name = LOADERS[kind]
-    loader = getattr(importlib.import_module(module), name)
+    loader = loader_of(kind)
     known = list(inspect.signature(loader).parameters)[1:]
     unknown = sorted(set(options) - set(known))
     if unknown:

@@ -102,6 +102,12 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
         spec = data or config.get("data")
         if not spec:
             raise ValueError(f"{run_dir}/config.json names no data spec; pass --data KIND:PATH")
+        if not data:  # the run's own data: a kind from a plug-in that is not installed says which
+            from factortopy.data import loader_of
+            from factortopy.runs import plugin_records
+
+            data_kind = spec.partition(":")[0]
+            loader_of(data_kind, plugin_records(config).get(f"data_kinds:{data_kind}"))
         if split == "test" and not data:
             spec = held_out_spec(spec)
         subject = load_subject(spec)

@@ -158,8 +158,25 @@ class RunWriter:
             from factortopy.data import absolute_spec
 
             config["data"] = absolute_spec(config["data"])
+        plugins = used_plugins(self.kind, config.get("data"))
+        if plugins:
+            config["plugins"] = plugins
         write_run_file(self.out, CONFIG, _write_text(json_text(config)))
         return config
+
+
+def used_plugins(kind: str, data) -> dict:
+    """``"GROUP:NAME"`` -> the distribution and version of each plug-in a run of ``kind`` on data
+    spec ``data`` uses, other than factortopy's own: a process without them then says what to
+    install. (A plug-in backbone source is recorded in the backbone identity, ``distribution``.)"""
+    from factortopy._plugins import find
+
+    out = {}
+    for group, name in (("run_kinds", kind), ("data_kinds", data.partition(":")[0] if isinstance(data, str) else None)):
+        plugin = find(group, name) if name else None
+        if plugin is not None and not plugin.builtin:
+            out[f"{group}:{name}"] = plugin.record()
+    return out
 
 
 def recorded_files(run_dir: str) -> list[str]:

@@ -3,9 +3,10 @@
 Each :class:`MapKind` names a map, the per-vertex keys of a maps dict (:func:`factortopy.viz.load_maps`)
 it reads, how it becomes a :class:`~factortopy.viz.maps.Painting`, and what its colours mean. The
 ``paint`` command's ``--what`` choices, :func:`~factortopy.viz.paint`, :func:`~factortopy.viz.run_grid`
-and the documentation's list all come from :data:`MAP_KINDS`; adding a map kind is one
-:func:`register_map_kind` call. Any other (N,) per-vertex key of a maps dict (e.g. ``'r'``) can still
-be painted by name as a plain value map (:func:`map_kind`).
+and the documentation's list all come from :data:`MAP_KINDS`. A selector's map comes from its row
+(model/selectors.py); any other map kind is an entry point in ``factortopy.map_kinds`` naming a
+MapKind (in a notebook: one :func:`register_map_kind` call). Any other (N,) per-vertex key of a maps
+dict (e.g. ``'layer_r'``) can still be painted by name as a plain value map (:func:`map_kind`).
 """
 from __future__ import annotations
 
@@ -41,15 +42,74 @@ class MapKind:
     missing: str = ""
 
 
-#: name -> MapKind, in the order of the documentation and the CLI's choices
-MAP_KINDS: dict[str, MapKind] = {}
+class _MapKinds(dict):
+    """The table of map kinds, filled on first use (not at import: a plug-in's module may import
+    this one, and would otherwise be loaded while it is still half imported)."""
+
+    def _fill(self) -> None:
+        if self.__dict__.get("filled"):
+            return
+        self.__dict__["filled"] = True
+        registered = dict(self)  # any added before the first use go after the installed ones
+        dict.clear(self)
+        for kind in (*selector_map_kinds(), *_installed_map_kinds(), *registered.values()):
+            if dict.__contains__(self, kind.name):
+                raise ValueError(f"map kind {kind.name!r} is already registered")
+            dict.__setitem__(self, kind.name, kind)
+
+    def __getitem__(self, name):
+        self._fill()
+        return dict.__getitem__(self, name)
+
+    def __contains__(self, name):
+        self._fill()
+        return dict.__contains__(self, name)
+
+    def __iter__(self):
+        self._fill()
+        return dict.__iter__(self)
+
+    def __len__(self):
+        self._fill()
+        return dict.__len__(self)
+
+    def __delitem__(self, name):
+        self._fill()
+        dict.__delitem__(self, name)
+
+    def __repr__(self):
+        self._fill()
+        return dict.__repr__(self)
+
+    def get(self, name, default=None):
+        self._fill()
+        return dict.get(self, name, default)
+
+    def keys(self):
+        self._fill()
+        return dict.keys(self)
+
+    def values(self):
+        self._fill()
+        return dict.values(self)
+
+    def items(self):
+        self._fill()
+        return dict.items(self)
+
+
+#: name -> MapKind, in the order of the documentation and the CLI's choices: the selectors' maps
+#: (one per row of model/selectors.py), then the installed entry points of factortopy.map_kinds
+#: (channel, r, r2, ceiling_r, then plug-ins'), then any registered in this process
+MAP_KINDS: dict[str, MapKind] = _MapKinds()
 
 
 def register_map_kind(kind: MapKind) -> MapKind:
-    """Add ``kind`` to :data:`MAP_KINDS` (a name can be registered once)."""
+    """Add ``kind`` to :data:`MAP_KINDS` in this process (a name can be registered once). A map kind
+    every process knows is an entry point in ``factortopy.map_kinds`` of an installed distribution."""
     if kind.name in MAP_KINDS:
         raise ValueError(f"map kind {kind.name!r} is already registered")
-    MAP_KINDS[kind.name] = kind
+    dict.__setitem__(MAP_KINDS, kind.name, kind)
     return kind
 
 
@@ -166,18 +226,32 @@ def _shared_score(columns, options):
     return {"vmin": lo, "vmax": max(hi, 1e-9), "cmap": "viridis"}
 
 
-for _kind in (
-    *selector_map_kinds(),
-    MapKind("channel", ("readout",), _channel, "clusters of readout weights (cosine k-means), one colour per cluster"),
-    # 'r', not 'score': in factortopy a score is the noise-normalised Algonauts score (evaluation)
-    _value_kind("r", "r", "held-out Pearson r per vertex (scores.npz: images that chose nothing)", _SCORES),
-    _value_kind("r2", "r2", "held-out R^2 per vertex (scores.npz)", _SCORES),
-    MapKind("score", (), lambda m, o: _value_kind("score", _score_key(m), "").paint(m, o),
-            "noise-normalised Algonauts score per vertex, % of the noise ceiling (factortopy evaluate on data "
-            "with a noise ceiling; each split's as <split>_score)", _shared_score),
-    _value_kind("ceiling_r", "ceiling_r", "noise ceiling as a correlation, per vertex (planted truth)"),
-):
-    register_map_kind(_kind)
+# the built-in map kinds that are not selectors: entry points in factortopy.map_kinds like any
+# plug-in's (pyproject.toml), which name these objects
+CHANNEL = MapKind("channel", ("readout",), _channel,
+                  "clusters of readout weights (cosine k-means), one colour per cluster")
+# 'r', not 'score': in factortopy a score is the noise-normalised Algonauts score (evaluation)
+R = _value_kind("r", "r", "held-out Pearson r per vertex (scores.npz: images that chose nothing)", _SCORES)
+R2 = _value_kind("r2", "r2", "held-out R^2 per vertex (scores.npz)", _SCORES)
+SCORE = MapKind("score", (), lambda m, o: _value_kind("score", _score_key(m), "").paint(m, o),
+                "noise-normalised Algonauts score per vertex, % of the noise ceiling (factortopy evaluate on data "
+                "with a noise ceiling; each split's as <split>_score)", _shared_score)
+CEILING_R = _value_kind("ceiling_r", "ceiling_r", "noise ceiling as a correlation, per vertex (planted truth)")
+
+
+def _installed_map_kinds() -> list[MapKind]:
+    """The map kinds of the entry-point group factortopy.map_kinds (factortopy's own first); each
+    entry must name a MapKind whose name is the entry's."""
+    from factortopy._plugins import PluginError, plugins
+
+    out = []
+    for name, plugin in plugins("map_kinds").items():
+        kind = plugin.load()
+        if not isinstance(kind, MapKind) or kind.name != name:
+            raise PluginError(f"the factortopy.map_kinds entry {name!r} of {plugin.distribution!r} names "
+                              f"{plugin.target}, which is not a MapKind called {name!r}")
+        out.append(kind)
+    return out
 
 
 def map_kind(name: str, maps: dict | None = None) -> MapKind:
