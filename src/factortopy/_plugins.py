@@ -1,15 +1,13 @@
 """Plug-ins: entry points of installed distributions, found lazily, one table per group.
 
-Four groups extend factortopy (docs/architecture.md, "Write a plug-in package"):
+Four groups extend factortopy (docs/architecture.md, "Write a plug-in package"); an entry point
+``NAME = "module:attr"`` in
 
-========================== ================================================================
-group                      an entry point ``NAME = "module:attr"`` names
-========================== ================================================================
-factortopy.backbone_sources a builder ``build(target, spec) -> Backbone`` (``SOURCE:MODEL`` names)
-factortopy.data_kinds      a loader ``load(path, **options) -> Subject`` (``--data KIND:PATH``)
-factortopy.map_kinds       a :class:`factortopy.viz.kinds.MapKind` (``paint --what NAME``)
-factortopy.run_kinds       a :class:`factortopy.runs.Run` subclass (``config.json``'s ``kind``)
-========================== ================================================================
+- ``factortopy.backbone_sources`` names a builder ``build(target, spec) -> Backbone``
+  (``SOURCE:MODEL`` names select it);
+- ``factortopy.data_kinds`` names a loader ``load(path, **options) -> Subject`` (``--data KIND:PATH``);
+- ``factortopy.map_kinds`` names a :class:`factortopy.viz.kinds.MapKind` (``paint --what NAME``);
+- ``factortopy.run_kinds`` names a :class:`factortopy.runs.Run` subclass (config.json's ``kind``).
 
 factortopy's own entries are declared in pyproject.toml and, identically, in
 ``factortopy._BUILTIN_PLUGINS`` (a test keeps the two equal). The built-ins are always taken from

@@ -19,8 +19,8 @@ from typing import Callable
 
 
 def smooth_l1(pred, target, n_global: int, cfg):
-    """Smooth L1 (Huber / beta) summed over the batch / n_global: 0.5 d^2 / beta where |d| < beta,
-    |d| - 0.5 beta beyond (``cfg.smooth_l1_beta``; the reference recipe's loss, beta 0.1)."""
+    """Smooth L1 (Huber / beta) summed over the batch / n_global: 0.5 d^2 / beta where abs(d) < beta,
+    abs(d) - 0.5 beta beyond (``cfg.smooth_l1_beta``; the reference recipe's loss, beta 0.1)."""
     import torch
 
     return torch.nn.functional.smooth_l1_loss(pred, target, beta=cfg.smooth_l1_beta, reduction="sum") / n_global
