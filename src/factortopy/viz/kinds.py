@@ -57,45 +57,21 @@ class _MapKinds(dict):
                 raise ValueError(f"map kind {kind.name!r} is already registered")
             dict.__setitem__(self, kind.name, kind)
 
-    def __getitem__(self, name):
-        self._fill()
-        return dict.__getitem__(self, name)
 
-    def __contains__(self, name):
-        self._fill()
-        return dict.__contains__(self, name)
+def _filling(name: str):
+    """dict's method ``name``, run after the table is filled."""
+    method = getattr(dict, name)
 
-    def __iter__(self):
+    def call(self, *args, **kwargs):
         self._fill()
-        return dict.__iter__(self)
+        return method(self, *args, **kwargs)
 
-    def __len__(self):
-        self._fill()
-        return dict.__len__(self)
+    return call
 
-    def __delitem__(self, name):
-        self._fill()
-        dict.__delitem__(self, name)
 
-    def __repr__(self):
-        self._fill()
-        return dict.__repr__(self)
-
-    def get(self, name, default=None):
-        self._fill()
-        return dict.get(self, name, default)
-
-    def keys(self):
-        self._fill()
-        return dict.keys(self)
-
-    def values(self):
-        self._fill()
-        return dict.values(self)
-
-    def items(self):
-        self._fill()
-        return dict.items(self)
+for _name in ("__getitem__", "__contains__", "__iter__", "__len__", "__delitem__", "__repr__", "get", "keys",
+              "values", "items", "copy"):
+    setattr(_MapKinds, _name, _filling(_name))
 
 
 #: name -> MapKind, in the order of the documentation and the CLI's choices: the selectors' maps
