@@ -106,7 +106,7 @@ def test_paint_mesh_says_which_and_nsd_runs_use_their_release(homes, clean_env, 
         warnings.simplefilter("error")  # no vertex dropped: every one is on NSD's full mesh
         assert main(["paint", str(run)] + args) == 0
     assert "mesh: fsaverage from the NSD release" in capsys.readouterr().out
-    mesh, which = paint_mesh(None, "inflated", runs=[{"config": {"data": f"nsd:{homes['nsd']}?subject=1"}}])
+    mesh, which = paint_mesh(None, "inflated", runs=[{"data": f"nsd:{homes['nsd']}?subject=1"}])
     assert mesh.n_vertices == FAMILY["fsaverage"] and "NSD release" in which
     if importlib.util.find_spec("plotly"):  # the interactive page stays light unless asked
         clean_env.setattr(surface_mesh, "_NOTED_DROP", True)  # its drop note is not what this checks

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.clusters < 1:
         raise ValueError("--clusters must be at least 1")
 
-    from factortopy.viz.meshes import paint_mesh, run_config
+    from factortopy.runs.maps import describe_run
+    from factortopy.viz.meshes import paint_mesh
 
     if ext == ".html" and args.mesh is None and args.mesh_dir is None:
         # a full mesh would make the page ~100 MB (per-vertex colours and hover text): asked for, not by default
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                              "every vertex")
     else:
         mesh, which = paint_mesh(args.mesh, args.surface, args.mesh_dir,
-                                 [{"config": run_config(d)} for d in args.run_dirs])
+                                 [describe_run(d) for d in args.run_dirs])
     print(f"mesh: {which}")
 
     if ext == ".html":

@@ -204,15 +204,25 @@ class Run:
         return None
 
     @classmethod
+    def describe(cls, path: str, config: dict) -> dict:
+        """What a painter or exporter may know of the run in ``path`` besides its arrays: ``kind``,
+        ``data`` (the data spec, or None), ``title``, ``grid`` (:meth:`grid_of`), ``backbone`` (its
+        label, or None). Viz reads runs through this and :meth:`maps_of`, never their config."""
+        bb = config.get("backbone") if isinstance(config.get("backbone"), dict) else {}
+        data = config.get("data")
+        return dict(kind=config.get("kind"), data=data if isinstance(data, str) else None,
+                    title=run_title(config, os.path.basename(os.path.normpath(os.fspath(path)))),
+                    grid=cls.grid_of(config), backbone=(bb.get("label") or bb.get("name")) if bb else None)
+
+    @classmethod
     def maps_of(cls, path: str, config: dict):
         """The maps of the run in ``path`` without building it (no model, no torch): selectors.npz
-        with the scores, the grid (:meth:`grid_of`) and the title. Painting and comparing read
-        runs through this."""
+        with the scores and :meth:`describe`'s fields. Painting and comparing read runs through this."""
         from factortopy.runs.maps import read_maps_file, scored_files
 
         path = os.fspath(path)
-        return read_maps_file(os.path.join(path, SELECTORS), title=run_title(config, os.path.basename(
-            os.path.normpath(path))), grid=cls.grid_of(config), kind=config.get("kind"), scored=scored_files(path))
+        return read_maps_file(os.path.join(path, SELECTORS), scored=scored_files(path), path=path,
+                              **cls.describe(path, config))
 
     def scores(self) -> dict:
         """Validation scores saved by the fit: ``vertex``, ``hemi``, ``r``, ``r2`` (N,)."""

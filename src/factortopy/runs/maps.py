@@ -20,7 +20,7 @@ from factortopy.runs.columns import match_columns
 #: arrays of a maps file that are not per-vertex maps
 _NOT_MAPS = ("vertex", "hemi", "layer_names")
 #: keys of a Maps that describe it rather than hold a per-vertex array
-_META = ("vertex", "hemi", "layer_names", "grid", "title", "path", "kind")
+META_KEYS = ("vertex", "hemi", "layer_names", "grid", "title", "path", "kind", "data", "backbone")
 
 
 class Maps(dict):
@@ -34,7 +34,8 @@ class Maps(dict):
     data carry a noise ceiling, ``<split>_score`` (the noise-normalised Algonauts score, %) (all NaN
     for vertices a file lacks);
     grid: the token-grid side the run was fitted on (None when unknown, e.g. a planted truth);
-    title: a short name for figures; path: where it was read from; kind: the run kind (or None).
+    title: a short name for figures; path: where it was read from; kind: the run kind, data: its
+    data spec, backbone: its backbone's label (each None outside a run; :meth:`Run.describe`).
     """
 
     @property
@@ -66,9 +67,17 @@ class Maps(dict):
         return self.get("kind")
 
     @property
+    def data(self) -> str | None:
+        return self.get("data")
+
+    @property
+    def backbone(self) -> str | None:
+        return self.get("backbone")
+
+    @property
     def arrays(self) -> dict:
         """name -> per-vertex array (every key but the descriptive ones)."""
-        return {k: v for k, v in self.items() if k not in _META}
+        return {k: v for k, v in self.items() if k not in META_KEYS}
 
     @property
     def n_vertices(self) -> int:
@@ -87,10 +96,11 @@ def scored_files(run_dir) -> list:
 
 
 def read_maps_file(npz, title: str | None = None, grid: int | None = None, kind: str | None = None,
-                   scored=()) -> Maps:
+                   scored=(), data: str | None = None, backbone: str | None = None, path=None) -> Maps:
     """A :class:`Maps` from a maps file (a run's selectors.npz, a planted truth, any .npz with
     ``vertex``, ``hemi`` and per-vertex arrays), with the per-vertex scores of ``scored`` ((path,
-    key prefix) pairs, :func:`scored_files`). Arrays are read without unpickling and checked
+    key prefix) pairs, :func:`scored_files`); ``path``: what the maps are said to come from (a run's
+    folder; default the file). Arrays are read without unpickling and checked
     against the run's checksums; every stored array is kept, so a selector added to the table
     reaches the painters without a list here to keep in step."""
     npz = Path(npz)
@@ -112,16 +122,48 @@ def read_maps_file(npz, title: str | None = None, grid: int | None = None, kind:
         out["layer_names"] = [str(x) for x in raw["layer_names"]]
     elif "layer_probs" in raw:
         out["layer_names"] = [f"layer {i}" for i in range(raw["layer_probs"].shape[1])]
-    for path, prefix in scored:
-        sc = read_npz(path)
+    for scores_file, prefix in scored:
+        sc = read_npz(scores_file)
         idx = match_columns(out["vertex"], out["hemi"], sc["vertex"], sc["hemi"])
         for k in ("r", "r2", "score"):
             if k in sc and (prefix or k != "score"):
                 vals = np.full(n, np.nan)
                 vals[idx >= 0] = sc[k][idx[idx >= 0]]
                 out[prefix + k] = vals
-    out.update(grid=None if grid is None else int(grid), title=title or npz.stem, path=str(npz), kind=kind)
+    out.update(grid=None if grid is None else int(grid), title=title or npz.stem, path=str(path or npz), kind=kind,
+               data=data, backbone=backbone)
     return out
+
+
+def _run_of(path: Path):
+    """(run folder, its config) when ``path`` is a RUN_DIR or its selectors.npz, else None."""
+    folder = path if path.is_dir() else path.parent
+    if (folder / CONFIG).exists() and (path.is_dir() or path.name == SELECTORS):
+        from factortopy.runs import read_config
+
+        return folder, read_config(str(folder))
+    return None
+
+
+def _kind_class(config, where: str):
+    from factortopy.runs import run_class
+
+    return run_class(config["kind"], what=f"{where}: ")
+
+
+def describe_run(path) -> dict:
+    """:meth:`Run.describe` of the RUN_DIR ``path`` (or of the run a selectors.npz belongs to)
+    without reading its arrays; for a maps file outside a run, its title and None elsewhere."""
+    p = Path(path)
+    run = _run_of(p) if p.exists() else None
+    if run is None:
+        return dict(kind=None, data=None, title=_file_title(p), grid=None, backbone=None)
+    folder, config = run
+    return _kind_class(config, str(folder)).describe(str(folder), config)
+
+
+def _file_title(p: Path) -> str:
+    return f"{p.resolve().parent.name} ({p.stem.replace('_', ' ')})"
 
 
 def load_maps(path) -> Maps:
@@ -130,15 +172,12 @@ def load_maps(path) -> Maps:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p} does not exist (expected a RUN_DIR or a maps .npz file)")
+    run = _run_of(p)
+    if run is not None:
+        folder, config = run
+        return _kind_class(config, str(folder)).maps_of(str(folder), config)
     if p.is_dir():
-        if not (p / CONFIG).exists():
-            found = sorted(n for n in os.listdir(p) if n.endswith(".npz"))
-            hint = f"; it holds {', '.join(found[:4])}: pass one of those files" if found else ""
-            raise FileNotFoundError(f"{p} has no {CONFIG}: not a RUN_DIR{hint}")
-        from factortopy.runs import read_config, run_class
-
-        config = read_config(str(p))
-        return run_class(config["kind"], what=f"{p}: ").maps_of(str(p), config)
-    if p.name == SELECTORS and (p.parent / CONFIG).exists():
-        return load_maps(p.parent)
-    return read_maps_file(p, title=f"{p.resolve().parent.name} ({p.stem.replace('_', ' ')})")
+        found = sorted(n for n in os.listdir(p) if n.endswith(".npz"))
+        hint = f"; it holds {', '.join(found[:4])}: pass one of those files" if found else ""
+        raise FileNotFoundError(f"{p} has no {CONFIG}: not a RUN_DIR{hint}")
+    return read_maps_file(p, title=_file_title(p))

@@ -88,12 +88,10 @@ def _run_meta(maps, resolution: str) -> dict:
     """Metadata of every file: the run, its backbone, layer names, the mesh."""
     from factortopy import __version__
 
-    config = maps.get("config") or {}
-    backbone = config.get("backbone") or {}
+    # what the run's maps say of it (Run.describe): viz reads no config
     meta = {"factortopy_version": __version__, "run": os.path.abspath(str(maps.get("path", ""))),
-            "title": str(maps.get("title", "")), "kind": str(config.get("kind", "")),
-            "backbone": str(backbone.get("label") or backbone.get("name") or "") if isinstance(backbone, dict) else "",
-            "data": str(config.get("data") or ""), "mesh": resolution}
+            "title": str(maps.get("title", "")), "kind": str(maps.get("kind") or ""),
+            "backbone": str(maps.get("backbone") or ""), "data": str(maps.get("data") or ""), "mesh": resolution}
     if maps.get("layer_names") is not None:
         meta["layer_names"] = [str(x) for x in maps["layer_names"]]
     return meta

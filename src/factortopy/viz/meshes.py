@@ -6,21 +6,12 @@ from __future__ import annotations
 import os
 
 
-def run_config(path) -> dict | None:
-    """config.json of a RUN_DIR (or of the folder of its selectors.npz), or None (e.g. a planted truth)."""
-    from factortopy.runs import CONFIG, read_json
-
-    folder = os.fspath(path)
-    folder = folder if os.path.isdir(folder) else os.path.dirname(folder)
-    config = os.path.join(folder, CONFIG)
-    return read_json(config) if os.path.isfile(config) else None
-
-
-def nsd_root_of(maps) -> str | None:
-    """The NSD release a run was fitted on (its ``nsd:ROOT`` data spec), or None."""
+def nsd_root_of(run) -> str | None:
+    """The NSD release a run was fitted on (its ``nsd:ROOT`` data spec), or None. run: a
+    :class:`~factortopy.runs.maps.Maps` or :func:`~factortopy.runs.maps.describe_run` (its ``data``)."""
     from factortopy.data import parse_spec
 
-    spec = (maps.get("config") or {}).get("data") if maps is not None else None
+    spec = run.get("data") if run is not None else None
     if not isinstance(spec, str) or not spec.startswith("nsd:"):
         return None
     try:
@@ -35,7 +26,8 @@ def paint_mesh(mesh=None, surface: str = "inflated", mesh_dir: str | None = None
 
     mesh: a Mesh (used as given), a member's name ('fsaverage5', 'fsaverage6', 'fsaverage': found by
     :func:`factortopy.surface.load_fsaverage`, first where ``mesh_dir`` says), or None: the folder
-    ``mesh_dir`` when given, else NSD's own fsaverage when every run in ``runs`` (maps dicts) was
+    ``mesh_dir`` when given, else NSD's own fsaverage when every run in ``runs`` (Maps, or
+    :func:`~factortopy.runs.maps.describe_run` of each) was
     fitted on the same NSD release and it holds the ``surface``, else fsaverage5.
     Returns (mesh or None, description).
     """

@@ -49,7 +49,8 @@ def paint(run_dirs, what="layer", views=None, hemis="both", surface: str = "infl
     Returns the matplotlib Figure.
     """
     from factortopy.viz.grid import run_grid
-    from factortopy.viz.meshes import paint_mesh, run_config
+    from factortopy.runs.maps import describe_run
+    from factortopy.viz.meshes import paint_mesh
 
     runs = [run_dirs] if isinstance(run_dirs, str) or hasattr(run_dirs, "__fspath__") else list(run_dirs)
     whats = [what] if isinstance(what, str) else list(what)
@@ -59,7 +60,7 @@ def paint(run_dirs, what="layer", views=None, hemis="both", surface: str = "infl
     if isinstance(views, str):
         views = (views,)
     view = views[0] if views else "posterior"
-    mesh, _ = paint_mesh(mesh, surface, mesh_dir, [{"config": run_config(r)} for r in runs])
+    mesh, _ = paint_mesh(mesh, surface, mesh_dir, [describe_run(r) for r in runs])
     return run_grid(runs, rows=whats, view=view, titles=titles, hemis=hemis, surface=surface, mesh=mesh,
                     n_clusters=n_clusters, ax=ax, axes=axes)
 

@@ -29,6 +29,9 @@ from typing import Callable
 
 import numpy as np
 
+# what a run's Maps says about the run rather than holds per vertex (factortopy.runs.maps)
+from factortopy.runs.maps import META_KEYS
+
 #: label 0 of every label map: vertices outside the run
 OUTSIDE = "???"
 
@@ -72,7 +75,7 @@ class VertexMapKind:
 #: name -> VertexMapKind, in the order files and docs list them
 VERTEX_MAPS: dict[str, VertexMapKind] = {}
 #: maps-dict entries that are not per-vertex arrays of their own (or are split by a kind above)
-_NOT_VALUES = ("vertex", "hemi", "layer_names", "config", "title", "path", "readout", "layer_probs", "space_xy")
+_NOT_VALUES = META_KEYS + ("readout", "layer_probs", "space_xy", "channel_clusters")
 
 
 def register_vertex_map(kind: VertexMapKind) -> VertexMapKind:
@@ -113,10 +116,12 @@ def _layer_argmax(maps, options):
 
 
 def _channel_cluster(maps, options):
-    from factortopy.analysis.clusters import cluster_readouts
+    from factortopy.analysis.clusters import CHANNEL_CLUSTERS, cluster_readouts
     from factortopy.viz.colors import categorical_palette
 
-    lab = cluster_readouts(np.asarray(maps["readout"]), options.get("n_clusters", 20), seed=options.get("seed", 0))
+    k, seed = options.get("n_clusters", CHANNEL_CLUSTERS), options.get("seed", 0)
+    stored = maps.get("channel_clusters") if (k, seed) == (CHANNEL_CLUSTERS, 0) else None  # written with the run
+    lab = np.asarray(stored) if stored is not None else cluster_readouts(np.asarray(maps["readout"]), k, seed=seed)
     k = int(lab.max() + 1) if lab.size else 1
     return VertexMap("channel_cluster", (lab + 1).astype(np.int32), VERTEX_MAPS["channel_cluster"].description,
                      labels=_label_table([f"c{i}" for i in range(k)], categorical_palette(k)))
