@@ -68,3 +68,18 @@ def test_the_docs_build_with_warnings_as_errors(tmp_path):
                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"})
     assert out.returncode == 0, out.stderr[-4000:]
     assert (tmp_path / "html" / "index.html").is_file() and (tmp_path / "html" / "api.html").is_file()
+
+
+def test_viz_reads_no_run_config():
+    """What a painter or exporter needs of a run comes with its maps (Run.describe: title, grid,
+    kind, data, backbone); no viz module opens a config.json or reads a maps dict's config."""
+    import re
+
+    viz = os.path.join(ROOT, "src", "factortopy", "viz")
+    found = []
+    for name in sorted(os.listdir(viz)):
+        if name.endswith(".py"):
+            text = open(os.path.join(viz, name)).read()
+            found += [f"{name}: {m.group(0)}" for m in re.finditer(r"read_config|\bCONFIG\b|config\.json|\[\"config\"\]|"
+                                                                   r"get\(\"config\"\)", text)]
+    assert not found, found
