@@ -134,7 +134,7 @@ def test_fit_options_are_generated_from_the_fitconfig_fields():
     assert fit_options["loss"].help.endswith("(default smooth_l1)")
     assert fit_options["token_scale"].help.endswith("(default rms)")
     # the choices the metadata spells are the owners' tables
-    assert set(fit_options["readout_init"].choices) == set(READOUT_INITS)
+    assert set(fit_options["readout_init"].choices) == set(READOUT_INITS)  # argparse checks these two
     assert set(fit_options["positional_encoding"].choices) == set(ENCODINGS)
     cfg = fit_config(parser.parse_args(FIT_ARGS + ["--loss", "mse", "--train-images", "50", "--amp", "off",
                                                    "--token-scale", "none", "--patience", "0", "--weight-decay", "0"]))

@@ -41,12 +41,13 @@ class PluginError(ValueError):
 @dataclass(frozen=True)
 class Plugin:
     """One entry: ``target`` is ``"module:attr"``; ``distribution`` / ``version`` name the installed
-    distribution that declares it (``factortopy`` for a built-in)."""
+    distribution that declares it (``factortopy`` for a built-in; None for one registered in this
+    process)."""
 
     group: str
     name: str
     target: str
-    distribution: str = OWN_DISTRIBUTION
+    distribution: str | None = OWN_DISTRIBUTION
     version: str | None = None
 
     @property
@@ -65,6 +66,10 @@ class Plugin:
             for part in attr.split(".") if attr else ():
                 obj = getattr(obj, part)
         except Exception as err:
+            if self.distribution is None:  # registered in this process (register_source and the like)
+                raise PluginError(f"the {self.group} {self.name!r} registered in this process as {self.target!r} "
+                                  f"cannot be loaded ({type(err).__name__}: {err}); register an importable "
+                                  "'module:function'") from err
             where = "factortopy itself" if self.builtin else f"the distribution {self.distribution!r}"
             raise PluginError(f"the {self.group} entry {self.name!r} = {self.target!r} of {where} cannot be "
                               f"loaded ({type(err).__name__}: {err}); reinstall or fix {self.distribution}, "

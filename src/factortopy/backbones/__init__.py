@@ -47,8 +47,8 @@ class Source:
         """(builder function, the options it honours)."""
         from factortopy._plugins import Plugin
 
-        builder = Plugin("factortopy.backbone_sources", self.name, self.builder,
-                         self.distribution or "this process's register_source", self.version).load()
+        builder = Plugin("factortopy.backbone_sources", self.name, self.builder, self.distribution,
+                         self.version).load()
         options = self.options if self.options is not None else frozenset(getattr(builder, "options", ()))
         return builder, options
 

@@ -104,7 +104,7 @@ def load_hf(name: str, layers=None, weights: str | None = None, pretrained: bool
 
 
 def build_hf(target: str, spec) -> HookBackbone:
-    """The hf source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
+    """The hf source\'s builder (an entry point in ``factortopy.backbone_sources``)."""
     return load_hf(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
                     pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
                     remap=spec.remap)

@@ -88,7 +88,7 @@ def load_open_clip(spec: str, layers=None, weights: str | None = None, pretraine
 
 
 def build_open_clip(target: str, spec) -> HookBackbone:
-    """The open_clip source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
+    """The open_clip source\'s builder (an entry point in ``factortopy.backbone_sources``)."""
     return load_open_clip(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
                     pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
                     remap=spec.remap)

@@ -65,7 +65,7 @@ def timm_layers(model) -> list[dict]:
 
 
 def build_timm(target: str, spec) -> "TimmBackbone":
-    """The timm source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
+    """The timm source\'s builder (an entry point in ``factortopy.backbone_sources``)."""
     return TimmBackbone(target, layers=spec.layers, weights=spec.weights, pretrained=spec.pretrained,
                         img_size=spec.img_size, mean=spec.mean, std=spec.std, remap=spec.remap, seed=spec.seed,
                         **spec.model_args)

@@ -103,7 +103,7 @@ def _try_weights_enum(name):
 
 
 def build_torchvision(target: str, spec) -> HookBackbone:
-    """The torchvision source's builder (entry point ``factortopy.backbone_sources``; see ``factortopy.backbones.sources()``)."""
+    """The torchvision source\'s builder (an entry point in ``factortopy.backbone_sources``)."""
     return load_torchvision(target, layers=list(spec.layers) if spec.layers else None, weights=spec.weights,
                     pretrained=spec.pretrained, img_size=spec.img_size, token_layout=spec.token_layout,
                     remap=spec.remap)

@@ -18,7 +18,7 @@ def add_fit_options(p) -> None:
     import argparse
     from dataclasses import fields
 
-    from factortopy.fitting.config import FitConfig
+    from factortopy.fitting.config import FIT_CHECKS, FitConfig
 
     for f in fields(FitConfig):
         meta = f.metadata
@@ -29,7 +29,9 @@ def add_fit_options(p) -> None:
         if words:
             kwargs["choices"] = tuple(words)
         elif choices:
-            kwargs.update(choices=choices, metavar="{" + ",".join(choices) + "}")
+            kwargs["metavar"] = "{" + ",".join(choices) + "}"
+            if f.name not in FIT_CHECKS:  # else FitConfig's check names the setting, as in Python
+                kwargs["choices"] = choices
         elif meta.get("parse"):
             kwargs["type"] = meta["parse"]
         elif isinstance(f.default, (bool, int, float)) and f.default is not None:

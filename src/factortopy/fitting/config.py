@@ -58,8 +58,8 @@ class FitConfig:
     lr: float = setting(1e-3, "AdamW learning rate")
     weight_decay: float = setting(0.01, "AdamW weight decay")
     grad_clip: float = setting(0.5, "clip the gradient norm at this value")
-    loss: str = setting("smooth_l1", "the training loss: " + "; ".join(f"{k}: {v.description}" for k, v in LOSSES.items()),
-                        choices=tuple(LOSSES))
+    loss: str = setting("smooth_l1", "the training loss: " + "; ".join(f"{k}: {v.description}"
+                                                                      for k, v in LOSSES.items()), choices=tuple(LOSSES))
     smooth_l1_beta: float = setting(0.1, "where the smooth L1 loss turns from quadratic to linear, in z-scored "
                                          "response units")
     reg_weight: float = setting(0.1, "the selector regulariser's weight at the start (it fades to 0)")

@@ -72,6 +72,7 @@ def loss_for(name: str, world: int = 1) -> Loss:
         raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
     loss = LOSSES[name]
     if world > 1 and not loss.additive:
+        additive = ", ".join(k for k, v in LOSSES.items() if v.additive)
         raise ValueError(f"the {name} loss needs each batch whole, but {world} processes share it (torchrun): "
-                         f"fit it in one process, or use an additive loss ({', '.join(k for k, v in LOSSES.items() if v.additive)})")
+                         f"fit it in one process, or use an additive loss ({additive})")
     return loss

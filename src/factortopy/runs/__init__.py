@@ -19,8 +19,9 @@ import numpy as np
 from factortopy.runs.columns import align_columns, column_keys, match_columns
 
 __all__ = ["CONFIG", "SELECTORS", "SCORES", "METRICS", "CHECKPOINT", "CHECKSUMS", "COMMON_FILES", "KINDS", "Run",
-           "RunConfig", "align_columns", "column_keys", "eval_files", "eval_splits", "json_ready", "match_columns", "open_run",
-           "read_config", "read_json", "read_npz", "register_kind", "run_class", "verify_checksum", "write_json"]
+           "RunConfig", "align_columns", "column_keys", "eval_files", "eval_splits", "json_ready", "match_columns",
+           "open_run", "plugin_records", "read_config", "read_json", "read_npz", "register_kind", "run_class",
+           "verify_checksum", "write_json"]
 
 # ---- file names every run kind shares (the only place they are spelled) ---------------------------
 # A kind's own files are declared by its Run class (``Run.files``) in the kind's module.
