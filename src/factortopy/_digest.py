@@ -1,5 +1,11 @@
 """Content digests of files, computed once: a streamed SHA-256 of the whole file, remembered by
-(absolute path, size, mtime_ns) so that a file read again costs a ``stat``, not a re-hash.
+(absolute path, size, mtime_ns, inode, ctime_ns) so that a file read again costs a ``stat``, not a
+re-hash.
+
+Why more than the modification time: ``cp -p``, ``rsync -a`` and ``tar x`` rewrite a file and then
+set its mtime back to the source's, so new weights of the same size kept the old digest (and a fit
+recorded the old fingerprint). The change time (ctime) cannot be set back by a user: any write,
+rename or ``utime`` moves it to now, and a file replaced by rename has another inode.
 
 Used wherever an identity must follow a file's content (weights files, image files): a digest of
 part of a file misses edits in the rest (negating tensors in the middle of a weights file left an
@@ -52,11 +58,10 @@ def _save_memo() -> None:
     _dirty, _last_save = False, time.monotonic()
     path = _memo_path()
     try:
+        from factortopy._files import write_text
+
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(_MEMO, f)
-        os.replace(tmp, path)
+        write_text(path, json.dumps(_MEMO), durable=False)  # a lost memo costs a re-hash, never a wrong digest
     except OSError:
         pass  # a read-only home: the in-memory memo still saves the re-hash within this process
 
@@ -73,13 +78,14 @@ def sha256_file(path) -> str:
 def file_digest(path, length: int = 16) -> str:
     """SHA-256 (hex, first ``length`` characters) of the whole file at ``path``.
 
-    The key of the memo is the absolute path with the file's size and modification time in
-    nanoseconds: any rewrite changes the mtime, so a stale digest is never returned.
+    The key of the memo is the absolute path with the file's size, modification and change times in
+    nanoseconds and inode: a rewrite moves the ctime even when the mtime is set back (``cp -p``,
+    ``rsync -a``), so a stale digest is never returned.
     """
     global _dirty
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
-    key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+    key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
     with _LOCK:
         _load_memo()
         hit = _MEMO.get(key)

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from factortopy._digest import bytes_digest, file_digest  # whole-file SHA-256, remembered by path + size + mtime
+from factortopy._digest import bytes_digest, file_digest  # whole-file SHA-256, memoised (path, size, times, inode)
 
 
 def _array_digest(array) -> str:

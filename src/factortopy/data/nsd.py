@@ -137,8 +137,8 @@ class NSDStimuli:
 
     def identity(self) -> dict:
         """For :func:`factortopy.data.images.image_set_key`: the brick's absolute path, whole-file
-        digest (streamed once, then remembered by path + size + mtime; ``factortopy._digest``), dataset
-        and ids."""
+        digest (streamed once, then remembered by path, size, mtime, inode and ctime;
+        ``factortopy._digest``), dataset and ids."""
         path = os.path.abspath(self.path)
         return {"kind": "hdf5", "path": path, "digest": file_digest(path), "dataset": self.dataset,
                 "ids": self.ids.tolist()}

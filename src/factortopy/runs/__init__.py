@@ -80,14 +80,12 @@ def json_ready(obj):
 
 
 def write_json(path: str, obj) -> None:
-    """Write ``obj`` as strict JSON, atomically (a temporary file renamed into place). Files of a
-    run folder are written by :mod:`factortopy.runs.writer` instead."""
-    obj = json_ready(obj)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)  # never leave a half-written file behind
+    """Write ``obj`` as strict JSON, replacing ``path`` (:mod:`factortopy._files`: a temporary file
+    renamed into place, never written through an existing file or link). Files of a run folder are
+    written by :mod:`factortopy.runs.writer` instead."""
+    from factortopy._files import write_text
+
+    write_text(path, json.dumps(json_ready(obj), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: str) -> dict:

@@ -65,44 +65,111 @@ def run_dir_state(out: str) -> str:
     return "foreign"
 
 
+try:  # POSIX: the take-over of a dead writer's lock is decided by the kernel (flock), one winner
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: the holder's name alone decides, as before
+    fcntl = None
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _flock(fd: int, blocking: bool) -> bool | None:
+    """An exclusive flock on ``fd``: True taken, False held by another open file (a live process),
+    None where the file system has no locks (Lustre without ``-o flock``, NFS with ``nolock``)."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return None
+
+
 class RunDirLock:
     """An exclusive lock file in the RUN_DIR naming its holder (host and process id). A second
     writer fails at once with a message naming the holder; a lock left by a dead process on this
-    host is taken over."""
+    host is taken over, by one process only however many try at once.
+
+    The holder also keeps an ``flock`` on the lock file for as long as it holds it (the kernel drops
+    it when the process dies). Taking over a dead holder's lock happens under that flock: a process
+    removes the file only while it holds the file's flock and the file still names the dead holder,
+    so two processes can never both remove a lock and both create their own (issue 23: 5 of 30
+    trials with six processes had two writers). Where the file system has no locks the holder's name
+    alone decides, as before.
+    """
 
     def __init__(self, out: str):
         self.path = os.path.join(out, LOCK)
         self.held = False
+        self._fd = None
 
     def acquire(self) -> "RunDirLock":
+        """Take the lock, or raise :class:`RunDirBusy` naming its holder."""
         me = f"{socket.gethostname()} {os.getpid()}"
-        for _ in range(2):
+        for _ in range(5):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
             except FileExistsError:
-                holder = self._holder()
-                if holder is not None and self._stale(holder):
-                    try:
-                        os.remove(self.path)
-                    except FileNotFoundError:
-                        pass
+                holder = self.holder()
+                if holder is not None and self._stale(holder) and self._take_over(holder):
                     continue
                 raise RunDirBusy(f"{os.path.dirname(self.path)} is being written by another fit "
-                                   f"({holder or 'unknown holder'}): wait for it or choose another --out. "
-                                   f"If no fit is running, remove {self.path}") from None
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
-            self.held = True
+                                 f"({holder or 'unknown holder'}): wait for it or choose another --out. "
+                                 f"If no fit is running, remove {self.path}") from None
+            _flock(fd, blocking=True)  # a taker that opened this new file holds it only to see it is not stale
+            os.write(fd, me.encode())
+            self._fd, self.held = fd, True
             return self
         raise RunDirBusy(f"could not take the lock {self.path}: another fit took it first; wait for it or "
                          "choose another --out")
 
-    def _holder(self) -> str | None:
+    def _take_over(self, holder: str) -> bool:
+        """Remove the lock file if it is still the one ``holder`` left and no live process holds its
+        flock. True: look again (removed, or replaced meanwhile); False: it stands."""
+        fd = None
+        for mode in (os.O_RDWR, os.O_RDONLY):  # NFS locks need a writable file; another user's is read-only
+            try:
+                fd = os.open(self.path, mode | _NOFOLLOW | _CLOEXEC)
+                break
+            except FileNotFoundError:
+                return True  # removed meanwhile: try to create it
+            except PermissionError:
+                continue
+            except OSError:
+                return False  # e.g. a symbolic link in place of the lock: never followed, never removed
+        if fd is None:
+            return False
         try:
-            with open(self.path) as f:
-                return f.read().strip() or None
+            if _flock(fd, blocking=False) is False:
+                return False  # its holder (or a child of it) is alive
+            try:
+                now = os.lstat(self.path)
+            except FileNotFoundError:
+                return True
+            mine = os.fstat(fd)
+            if (now.st_ino, now.st_dev) != (mine.st_ino, mine.st_dev):
+                return True  # another lock file took the name: judge that one
+            if os.read(fd, 4096).decode(errors="replace").strip() != holder:
+                return True
+            os.remove(self.path)  # under the flock: nobody else can be removing or rewriting this file
+            return True
+        finally:
+            os.close(fd)  # releases the flock
+
+    def holder(self) -> str | None:
+        """What the lock file says of its holder (``host pid``); None when absent, empty or unreadable."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
         except OSError:
             return None
+        with os.fdopen(fd) as f:
+            try:
+                return f.read(4096).strip() or None
+            except (OSError, UnicodeDecodeError):
+                return None
 
     @staticmethod
     def _stale(holder: str) -> bool:
@@ -113,16 +180,19 @@ class RunDirLock:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             return True
-        except PermissionError:
+        except (PermissionError, OverflowError):
             return False
         return False
 
     def release(self) -> None:
         if self.held:
             try:
-                os.remove(self.path)
+                os.remove(self.path)  # before the flock goes: a waiting taker then sees the name gone
             except FileNotFoundError:
                 pass
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             self.held = False
 
     def __enter__(self):
@@ -130,6 +200,19 @@ class RunDirLock:
 
     def __exit__(self, *exc):
         self.release()
+
+
+def take_over_lock(out: str, gone: str) -> bool:
+    """Remove ``out``'s lock when it names ``gone`` (a holder known to have ended: a study job's
+    previous attempt) and no live process holds it; one process wins however many try. Returns
+    whether the lock is gone."""
+    lock = RunDirLock(out)
+    for _ in range(5):
+        if lock.holder() != gone:
+            return not os.path.lexists(lock.path)
+        if not lock._take_over(gone):
+            return False
+    return not os.path.lexists(lock.path)
 
 
 def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> tuple[str, RunDirLock]:

@@ -180,18 +180,17 @@ class FitJob:
     def _take_over_own_lock(job_path: str, out: str) -> None:
         """Remove ``out``'s lock when it names this pair's previous attempt: that attempt is over (a
         requeued job's previous run has ended; the launcher resubmits only jobs SLURM no longer lists).
-        Any other holder stays, and the fit reports it."""
+        Any other holder stays, and the fit reports it. The take-over is atomic
+        (:func:`~factortopy.runs.directory.take_over_lock`): two attempts racing, one wins."""
         from factortopy.runs import read_json
-        from factortopy.runs.directory import LOCK
+        from factortopy.runs.directory import LOCK, RunDirLock, take_over_lock
 
         lock, attempt = os.path.join(out, LOCK), _attempt_path(job_path)
         if not (os.path.isfile(lock) and os.path.isfile(attempt)):
             return
-        with open(lock) as f:
-            holder = f.read().strip()
-        if holder and holder == read_json(attempt).get("holder"):
-            print(f"taking over {lock}, left by this fit's previous attempt ({holder})", flush=True)
-            os.remove(lock)
+        holder = RunDirLock(out).holder()
+        if holder and holder == read_json(attempt).get("holder") and take_over_lock(out, holder):
+            print(f"took over {lock}, left by this fit's previous attempt ({holder})", flush=True)
 
     def checkpoint(self, *args, **kwargs):
         """Requeue the same job after a timeout or pre-emption (the fit resumes from its checkpoint)."""
