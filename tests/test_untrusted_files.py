@@ -5,10 +5,13 @@ folder when unpickled. Each reader must refuse the file with an error naming it,
 must never appear. ``test_the_payload_is_live`` proves the payload does run when unpickled, so a
 reader that unpickled it would fail these tests.
 """
+import io
 import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -124,6 +127,51 @@ def test_hostile_algonauts_files(rel, subject_dir, tmp_path, marker):
     np.save(os.path.join(folder, rel), hostile_array(marker), allow_pickle=True)
     with pytest.raises((ValueError, OSError)):
         ALGONAUTS_FILES[rel](folder)
+
+
+def _raw_bytes_object_array(path) -> None:
+    """A mapping_<cls>.npy whose pickle has numpy build a 0-d object array from 8 raw bytes: an
+    object dtype whose pickled state drops its list-pickle flag (flags 0x3d, not 0x3f), then the
+    bytes 0x41 x 8 as the array's data, a pointer the file chose (written by hand: no object can
+    pickle to this). numpy's own reconstruction of it dereferences the pointer: a segfault."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|O", "fortran_order": False, "shape": ()})
+    body = b"".join([
+        b"\x80\x04",
+        b"\x8c\x16numpy._core.multiarray\x94\x8c\x0c_reconstruct\x94\x93\x94",  # _reconstruct
+        b"\x8c\x05numpy\x94\x8c\x07ndarray\x94\x93\x94",  # numpy.ndarray
+        b"K\x00\x85\x94C\x01b\x94\x87\x94R\x94",  # _reconstruct(ndarray, (0,), b'b')
+        b"(K\x01)",  # state: (1, (), ...
+        b"\x8c\x05numpy\x94\x8c\x05dtype\x94\x93\x94\x8c\x02O8\x94\x89\x88\x87\x94R\x94",  # dtype('O8')
+        b"(K\x03\x8c\x01|\x94NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK=t\x94b",  # its state, flags 0x3d
+        b"\x89C\x08AAAAAAAA",  # ... False, b'AAAAAAAA')
+        b"t\x94b.",
+    ])
+    with open(path, "wb") as f:
+        f.write(header.getvalue() + body)
+
+
+def test_a_mapping_whose_pickle_builds_an_object_array_from_raw_bytes_is_refused(subject_dir, tmp_path):
+    """Crashed the process (exit 139) through the restricted unpickler (issue 23): run in a
+    subprocess, so a regression fails this test instead of killing the suite."""
+    folder = _copy(subject_dir, tmp_path)
+    _raw_bytes_object_array(os.path.join(folder, "roi_masks", "mapping_floc-bodies.npy"))
+    code = ("import sys\nfrom factortopy.data.algonauts import load_algonauts\n"
+            "try:\n    load_algonauts(sys.argv[1])\nexcept ValueError as err:\n    print(err)\n    sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code, folder], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, (done.returncode, done.stderr[-2000:])
+    assert "mapping_floc-bodies.npy is not a ROI mapping" in done.stdout and "raw bytes" in done.stdout
+
+
+def test_mapping_files_as_numpy_writes_them_are_read(tmp_path):
+    """The stand-ins read what np.save writes: Python ints and strings, numpy integer keys and
+    numpy string names (scalars pickled as their bytes)."""
+    from factortopy.data.rois import read_mapping_file
+
+    for mapping in ({0: "Unknown", 1: "V1v", 2: "hV4"},
+                    {np.int64(0): np.str_("Unknown"), np.int32(-3): np.str_("V1v"), np.uint8(7): "FFA-1"}):
+        np.save(tmp_path / "m.npy", np.array(mapping, dtype=object), allow_pickle=True)
+        assert read_mapping_file(str(tmp_path / "m.npy")) == {int(k): str(v) for k, v in mapping.items()}
 
 
 def test_hostile_generic_files(tmp_path, marker):

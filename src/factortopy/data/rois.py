@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 
 import numpy as np
 
@@ -125,42 +126,88 @@ def select_rois(rois: dict, spec, where: str = "the subject") -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Algonauts mapping files
-def _numpy_globals() -> dict:
-    core = getattr(np, "_core", None) or np.core  # numpy 2 moved numpy.core to numpy._core
-    multiarray = core.multiarray
+# A mapping file is ``np.save(path, {int: str}, allow_pickle=True)``: a 0-d object array whose pickle
+# names numpy's ``_reconstruct``, ``ndarray`` and ``dtype`` (and ``scalar`` for numpy-int keys or
+# numpy-str names). None of them is ever called: numpy builds an object array from whatever bytes
+# the pickle gives it, so a crafted file (an object dtype whose state drops its list-pickle flag,
+# then 8 raw bytes as the array's data) made numpy dereference a pointer the file chose and the
+# process died (issue 23). The unpickler below maps those names onto plain stand-ins that accept
+# only what a mapping is: the 0-d object array holding one dict, integer keys and string names
+# (numpy scalars decoded from their bytes here, by int.from_bytes and UTF-32), nothing else.
+_SCALAR_SPEC = re.compile(r"(?:[iu][1248]|U\d{1,4})")
 
-    def reconstruct(cls, *args):
-        if cls is not np.ndarray:
-            raise pickle.UnpicklingError(f"array class {cls!r} is not allowed")
-        return multiarray._reconstruct(cls, *args)
 
-    def dtype(spec, *args):
-        if np.dtype(spec).kind not in "OiuU":
+class _NDArray:
+    """Stands for ``numpy.ndarray`` as a pickle names it: only passed to :func:`_reconstruct`."""
+
+
+class _Dtype:
+    """A dtype as a mapping's pickle names it: its spec ('O8', an integer or a unicode spec) and
+    byte order, kept as text (never a numpy dtype, whose pickled state can change what it holds)."""
+
+    def __init__(self, spec, align=False, copy=True):
+        if not isinstance(spec, str) or not (spec == "O8" or _SCALAR_SPEC.fullmatch(spec)):
             raise pickle.UnpicklingError(f"dtype {spec!r} is not allowed")
-        return np.dtype(spec, *args)
+        self.spec, self.byteorder = spec, "|"
 
-    def scalar(dt, *args):
-        if np.dtype(dt).kind not in "iuU":  # integer keys and unicode names only
-            raise pickle.UnpicklingError(f"numpy scalar of dtype {dt!r} is not allowed")
-        return multiarray.scalar(dt, *args)
+    def __setstate__(self, state):
+        # (version, byteorder, subarray, names, fields, elsize, alignment, flags): a plain dtype has
+        # no subarray, names or fields; only the byte order is used (the spec gives the size)
+        if not (isinstance(state, tuple) and len(state) == 8 and state[1] in ("<", ">", "|", "=")
+                and state[2:5] == (None, None, None)):
+            raise pickle.UnpicklingError("a dtype state that is not a plain dtype's")
+        self.byteorder = state[1]
 
-    out = {}
-    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # files written by numpy 1 or 2
-        out[(mod, "_reconstruct")], out[(mod, "scalar")] = reconstruct, scalar
-    out[("numpy", "ndarray")], out[("numpy", "dtype")] = np.ndarray, dtype
-    return out
+
+class _Array:
+    """The 0-d object array of a mapping file: :meth:`__setstate__` takes its one object (a list
+    of one item, how numpy pickles object data), never raw bytes."""
+
+    value = None
+
+    def __setstate__(self, state):
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("an array state that is not numpy's")
+        _, shape, dtype, _, data = state
+        if not (isinstance(dtype, _Dtype) and dtype.spec == "O8") or shape != ():
+            raise pickle.UnpicklingError("only a 0-d object array (the dict) is allowed")
+        if not (isinstance(data, list) and len(data) == 1):
+            raise pickle.UnpicklingError("object array data that is not a list of one object (raw bytes?)")
+        self.value = data[0]
+
+
+def _reconstruct(cls, shape, typecode):
+    if cls is not _NDArray or shape != (0,) or typecode != b"b":
+        raise pickle.UnpicklingError("an array reconstruction that is not numpy's")
+    return _Array()
+
+
+def _scalar(dtype, data=None):
+    """A numpy integer or unicode scalar as the plain Python value of its bytes."""
+    if not isinstance(dtype, _Dtype) or dtype.spec == "O8" or not isinstance(data, bytes):
+        raise pickle.UnpicklingError("a numpy scalar that is not an integer or a string")
+    size = int(dtype.spec[1:]) * (4 if dtype.spec[0] == "U" else 1)
+    if len(data) != size:
+        raise pickle.UnpicklingError(f"a {dtype.spec} scalar of {len(data)} bytes")
+    order = "big" if dtype.byteorder == ">" else "little"
+    if dtype.spec[0] == "U":
+        return data.decode(f"utf-32-{order[0]}e").rstrip("\0")
+    return int.from_bytes(data, order, signed=dtype.spec[0] == "i")
+
+
+_MAPPING_GLOBALS = {("numpy", "ndarray"): _NDArray, ("numpy", "dtype"): _Dtype}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):  # files written by numpy 1 or 2
+    _MAPPING_GLOBALS[(_mod, "_reconstruct")], _MAPPING_GLOBALS[(_mod, "scalar")] = _reconstruct, _scalar
 
 
 class _MappingUnpickler(pickle.Unpickler):
-    """Unpickles only what a mapping file holds: a 0-d object array of a dict of ints and strings."""
-
-    allowed = None
+    """Unpickles only what a mapping file holds: a 0-d object array of a dict of ints and strings,
+    through the stand-ins above (no numpy object is ever built from the file)."""
 
     def find_class(self, module, name):
-        allowed = type(self).allowed = type(self).allowed or _numpy_globals()
-        if (module, name) not in allowed:
+        if (module, name) not in _MAPPING_GLOBALS:
             raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a ROI mapping")
-        return allowed[(module, name)]
+        return _MAPPING_GLOBALS[(module, name)]
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent ids are not allowed in a ROI mapping")
@@ -170,9 +217,10 @@ def read_mapping_file(path: str) -> dict[int, str]:
     """``{label: name}`` from an Algonauts ``mapping_<cls>.npy`` without running code from it.
 
     The file is a .npy of a 0-d object array holding a dict; its pickle is read by a restricted
-    unpickler that allows only numpy's array reconstruction and integer/unicode scalars, so a
-    crafted file cannot call anything. Anything else (other objects, keys that are not integers,
-    names that are not strings) is a clear error naming the file.
+    unpickler whose only globals are plain stand-ins for numpy's array reconstruction and
+    integer/unicode scalars, so a crafted file can neither call anything nor have numpy build an
+    object from raw bytes. Anything else (other objects, keys that are not integers, names that
+    are not strings) is a clear error naming the file.
     """
     fix = "re-download the Algonauts 2023 release or rewrite it as np.save(path, {int: str})"
     try:
@@ -185,7 +233,7 @@ def read_mapping_file(path: str) -> dict[int, str]:
             value = _MappingUnpickler(f).load()
     except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, IndexError) as err:
         raise ValueError(f"{path} is not a ROI mapping ({err}); {fix}") from None
-    value = value.item() if isinstance(value, np.ndarray) and value.shape == () else value
+    value = value.value if isinstance(value, _Array) else value
     if not isinstance(value, dict):
         raise ValueError(f"{path} holds a {type(value).__name__}, not a dict {{label: name}}; {fix}")
     out = {}
