@@ -275,3 +275,89 @@ def test_hostile_names_are_escaped_in_the_interactive_page(tmp_path):
     assert "owned" in html  # the names are on the page ...
     assert evil not in html and "<script>document.title" not in html  # ... but never as markup
     assert "<img src=x" not in html
+
+
+#: markup plotly renders from text (its pseudo-HTML): a link, styled text, bold; and HTML's own
+HOSTILE = ('<a href="https://evil.example/x">link</a><span style="font-size:77px">styled</span><b>bold</b>'
+           '<img src=x onerror="document.title=1">')
+_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+          "--hide-scrollbars", "--window-size=800,600", "--virtual-time-budget=10000"]
+# After plotly has drawn the page, show the hover label of the first vertex with data through
+# plotly's own hover renderer (Fx.loneHover, which a real hover on the 3-D scene calls with the
+# trace's text), so the hover text is rendered too, not only the title and the legend's words.
+_HOVER = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var gd = document.querySelector(".plotly-graph-div");
+  var text = gd.data[0].text.find(function (t) { return t.indexOf("layer:") >= 0; });
+  Plotly.Fx.loneHover({x: 300, y: 300, text: text, name: "", color: "#444"},
+                      {container: gd._fullLayout._hoverlayer.node(), outerContainer: gd._fullLayout._paper.node(), gd: gd});
+}, 500); });
+</script></body>"""
+
+
+def _chromium_dom(page: str) -> str:
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    if chromium is None:
+        pytest.skip("chromium not installed: the page is not rendered")
+    done = subprocess.run([chromium, *_FLAGS, "--dump-dom", f"file://{page}"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    return done.stdout
+
+
+def _assert_plain_text(dom: str, rendered_at_least: int) -> None:
+    """No element made from the hostile markup (no link to it, no style from it, no bold, no
+    image), read by an HTML parser from the rendered DOM; and its words are on the page as text."""
+    from html.parser import HTMLParser
+
+    class Elements(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.bad, self.text = [], []
+
+        def handle_starttag(self, tag, attrs):
+            a = {k: v or "" for k, v in attrs}
+            if (tag == "a" and "evil.example" in a.get("href", "") + a.get("xlink:href", "")) or tag in ("b", "img") \
+                    or "77px" in a.get("style", "") or "bold" in a.get("style", ""):
+                self.bad.append((tag, a))
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parsed = Elements()
+    parsed.feed(dom)
+    assert not parsed.bad, f"elements made from a hostile string: {parsed.bad[:3]}"
+    assert "".join(parsed.text).count('<a href="https://evil.example/x">') >= rendered_at_least, \
+        "the hostile strings are not on the page as text"
+
+
+def test_hostile_strings_render_as_plain_text_on_the_interactive_page(tmp_path):
+    """plotly renders its own pseudo-HTML from titles, annotations and hover text: a layer name, ROI
+    name or title holding <a href>/<span style>/<b> became a live link and styled text (issue 23)."""
+    pytest.importorskip("plotly")
+    from factortopy.viz import interactive_html, layer_painting
+
+    vertex = np.arange(40)
+    hemi = np.array(["lh"] * 20 + ["rh"] * 20)
+    probs = np.random.default_rng(0).dirichlet(np.ones(2), 40)
+    painting = layer_painting(vertex, hemi, probs, [HOSTILE, "late" + HOSTILE])
+    path = tmp_path / "page.html"
+    interactive_html(painting, str(path), hemis="lh", title="title" + HOSTILE, description="words" + HOSTILE,
+                     roi={"roi" + HOSTILE: np.ones(40, bool)})
+    page = path.read_text().replace("</body>", _HOVER)
+    path.write_text(page)
+    dom = _chromium_dom(str(path))
+    assert 'class="hovertext"' in dom, "the hover label was not drawn"
+    _assert_plain_text(dom, rendered_at_least=4)  # title, legend words, hover layer name and ROI
+
+
+def test_hostile_strings_render_as_plain_text_on_the_study_page(tmp_path):
+    """The study page (plain HTML, no plotly) escapes labels, names and cells too."""
+    from types import SimpleNamespace
+
+    from factortopy.study.page import write_page
+
+    study = SimpleNamespace(name="study" + HOSTILE, alignment_layer="expected" + HOSTILE, hierarchy="h" + HOSTILE)
+    rows = [{"label": "net" + HOSTILE, "subject": "subj01" + HOSTILE, "heldout_r": 0.5}]
+    alignment = [{"label": "net" + HOSTILE, "method": HOSTILE, "alignment_slope": 0.3, "interval": HOSTILE}]
+    path = write_page(study, rows, [], {}, str(tmp_path), alignment=alignment, comparisons=rows)
+    _assert_plain_text(_chromium_dom(path), rendered_at_least=6)

@@ -135,7 +135,6 @@ def write_page(study, rows: list, ft_rows, figures: dict, out: str, scaling_rows
     for caption, path in figures.items():
         parts.append(f"<figure>{_image(path)}<figcaption>{html.escape(caption)}</figcaption></figure>")
     parts.append("</body></html>")
-    path = os.path.join(out, PAGE)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(parts))
-    return path
+    from factortopy._files import write_text
+
+    return write_text(os.path.join(out, PAGE), "\n".join(parts))

@@ -3,10 +3,17 @@
 The page carries its legend (the static maps' legend, as an inline PNG) and hover text for every
 vertex: index, hemisphere, ROI, most probable layer and its probability, selected image position,
 scale and the painted value. plotly.js is inlined: the file works offline.
+
+Every string that reaches the page from data (titles, map names, layer and ROI names, the
+description) goes through :func:`plotly_text`: plotly renders its own pseudo-HTML from text
+(``<a href>`` links, ``<b>``, ``<span style>``, ``<br>``), so a layer name or a run label holding
+markup would otherwise become a live link or styled text. The HTML around the figure is plotly's
+JSON, which escapes ``</script>``.
 """
 from __future__ import annotations
 
 import base64
+import html
 import io
 import os
 import textwrap
@@ -19,6 +26,12 @@ from factortopy.viz.render import BG_GYRUS, BG_SULCUS, check_hemis, hemi_offsets
 _HEMI_NAMES = {"lh": "left hemisphere (lh)", "rh": "right hemisphere (rh)"}
 #: per-vertex keys read for the hover text, from the maps dict or the painting's own data
 _HOVER_KEYS = ("layer_probs", "space_xy", "scale", "r")
+
+
+def plotly_text(value) -> str:
+    """``value`` as text plotly shows literally: ``&``, ``<`` and ``>`` as entities (plotly turns them
+    back into the characters after it has read its own tags), so no tag in a name is ever read as one."""
+    return html.escape(str(value), quote=False)
 
 
 def _plotly():
@@ -43,7 +56,8 @@ def _roi_names(roi, n: int) -> np.ndarray:
 
 
 def hover_text(painting: Painting, maps: dict | None = None, roi=None) -> list[str]:
-    """One hover line block (HTML, ``<br>``-separated) per vertex of ``painting``.
+    """One hover line block (plotly text, ``<br>``-separated; names escaped by :func:`plotly_text`)
+    per vertex of ``painting``.
 
     maps: a maps dict (:func:`factortopy.viz.load_maps`) whose per-vertex arrays are shown too,
     matched to the painting by (hemi, vertex). roi: (N,) labels or {name: (N,) bool mask} over the
@@ -68,6 +82,10 @@ def hover_text(painting: Painting, maps: dict | None = None, roi=None) -> list[s
     rois = _roi_names(roi, n) if roi is not None else None
     values = painting.info.get("values")
     lines = []
+    names = [plotly_text(x) for x in names] if names is not None else None
+    if rois is not None:
+        rois = np.array([plotly_text(x) for x in rois], dtype=object)
+    label = plotly_text(painting.name)
     for i in range(n):
         t = [f"vertex {int(painting.vertex[i])}, {_HEMI_NAMES[painting.hemi[i]]}"]
         if rois is not None:
@@ -82,7 +100,7 @@ def hover_text(painting: Painting, maps: dict | None = None, roi=None) -> list[s
         if "scale" in data and (have[i] or "scale" in painting.info):
             t.append(f"scale: {float(data['scale'][i]):.2f} (0 local, 1 global)")
         if values is not None:
-            t.append(f"{painting.name}: {values[i]:.3g}")
+            t.append(f"{label}: {values[i]:.3g}")
         elif "r" in data and have[i]:
             t.append(f"r: {float(data['r'][i]):.3g}")
         lines.append("<br>".join(t))
@@ -141,7 +159,7 @@ def interactive_figure(painting: Painting, hemis="both", surface: str = "inflate
     fig = go.Figure(traces)
     axis = dict(visible=False)
     fig.update_layout(
-        title=title or painting.name, margin=dict(l=0, r=0, t=40, b=0), paper_bgcolor="white",
+        title=plotly_text(title or painting.name), margin=dict(l=0, r=0, t=40, b=0), paper_bgcolor="white",
         scene=dict(xaxis=axis, yaxis=axis, zaxis=axis, aspectmode="data", domain=dict(x=[0, 0.82], y=[0, 1]),
                    camera=dict(eye=dict(x=0, y=-1.35, z=0.3))),  # from behind: visual cortex first
     )
@@ -149,7 +167,8 @@ def interactive_figure(painting: Painting, hemis="both", surface: str = "inflate
     if src is not None:
         fig.add_layout_image(source=src, name="legend", xref="paper", yref="paper", x=0.84, y=0.85,
                              sizex=0.15, sizey=0.5, xanchor="left", yanchor="top", sizing="contain")
-    fig.add_annotation(text="<br>".join(textwrap.wrap(description or painting.name, 26)), name="legend-text",
+    fig.add_annotation(text="<br>".join(plotly_text(line) for line in textwrap.wrap(description or painting.name, 26)),
+                       name="legend-text",
                        xref="paper", yref="paper", x=0.84, y=0.33, xanchor="left", yanchor="top", showarrow=False,
                        align="left", font=dict(size=11))
     return fig
@@ -162,7 +181,8 @@ def interactive_html(painting: Painting, path, hemis="both", surface: str = "inf
 
     maps, roi, description: see :func:`interactive_figure` and :func:`hover_text`.
     """
+    from factortopy._files import write_text
+
     fig = interactive_figure(painting, hemis, surface, mesh, title, maps, roi, description)
-    path = os.fspath(path)
-    fig.write_html(path, include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-    return path
+    page = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    return write_text(os.fspath(path), page)
