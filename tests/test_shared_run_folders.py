@@ -94,6 +94,25 @@ def test_a_planted_link_at_an_evaluation_file_leaves_its_target_untouched(run_di
     assert not (run / "eval_heldout.npz").is_symlink() and np.load(run / "eval_heldout.npz")["r"].size > 0
 
 
+def test_planted_links_in_a_shared_feature_cache_are_not_written_through(tmp_path):
+    """The cache folder is shared: its partial file and lock file are the cache's own, never a
+    link's target (a partial opened for writing through a link truncated the target)."""
+    from factortopy.backbones import load_backbone
+    from factortopy.features.cache import _partial_path, cache_key, cache_path, load_or_extract
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20, 20, 3), dtype=np.uint8) for _ in range(4)]
+    vit = load_backbone("vit_tiny_patch16_224", random_init=True, img_size=32, depth=1, embed_dim=16, num_heads=2)
+    path = cache_path(tmp_path, cache_key(vit, "set", 2, len(images)))
+    victim, nowhere = tmp_path / "victim", tmp_path / "not-yet-a-file"
+    victim.write_bytes(b"precious")
+    path.with_name(path.name + ".lock").symlink_to(victim)
+    _partial_path(path).symlink_to(nowhere)  # a dangling link: opening it for writing creates its target
+    load_or_extract(vit, images, tmp_path, "set", grid=2, batch_size=4, progress=False)
+    assert victim.read_bytes() == b"precious" and not nowhere.exists()
+    assert path.is_file() and not path.is_symlink()
+
+
 FIT = dict(backbone="resnet18", random_init=True, img_size=32, layers=["layer1", "layer2"], epochs=1,
            batch_size=16, dim=4, hidden=8, patience=None, val_fraction=0.2, heldout_fraction=0.2, progress=False)
 
@@ -173,3 +192,15 @@ def test_a_study_job_takes_over_only_its_own_previous_attempts_lock(tmp_path):
         assert not take_over_lock(str(out), live.holder()) and (out / LOCK).exists()
     finally:
         live.release()
+
+
+# ---- strict JSON ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_read_json_refuses_nan_and_infinity(tmp_path, constant):
+    """metrics.json holding NaN was read without complaint (Python's json accepts it; JSON does not)."""
+    from factortopy.runs import read_json
+
+    path = tmp_path / "metrics.json"
+    path.write_text('{"headline": "heldout_pearson_mean", "heldout_pearson_mean": %s}' % constant)
+    with pytest.raises(ValueError, match=f"metrics.json is not valid JSON.*{constant.lstrip('-')}"):
+        read_json(str(path))

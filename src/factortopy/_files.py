@@ -15,8 +15,9 @@ checkpoints, maps, exports, caches, study outputs) goes through :func:`replacing
 A failed write removes its temporary file and leaves the destination as it was (never a
 half-written file under the real name). Helpers for the formats the library writes:
 :func:`write_bytes`, :func:`write_text`, :func:`write_npz`, :func:`write_npy`,
-:func:`write_safetensors`, :func:`write_torch`; :func:`replace_file` for a writer that takes a
-file object or (``by_path=True``: h5py, nibabel) a path.
+:func:`write_safetensors`, :func:`write_torch`, :func:`write_figure`; :func:`replace_file` for a
+writer that takes a file object or (``by_path=True``: h5py, nibabel) a path; :func:`open_fresh`
+for a stream (a log) that cannot be written whole.
 
 This module sits at the bottom of the layering (no factortopy imports): every package may use it.
 """
@@ -28,7 +29,7 @@ import secrets
 from typing import Callable
 
 __all__ = ["TMP_SUFFIX", "file_mode", "is_temporary", "open_fresh", "replace_file", "replacing", "write_bytes",
-           "write_npy", "write_npz", "write_safetensors", "write_text", "write_torch"]
+           "write_figure", "write_npy", "write_npz", "write_safetensors", "write_text", "write_torch"]
 
 #: every temporary name ends with this (a folder's leftovers of a killed write are recognisable)
 TMP_SUFFIX = ".tmp"
@@ -187,6 +188,11 @@ def write_safetensors(path, tensors: dict, metadata: dict | None = None, durable
 
     tensors = {k: v.contiguous() for k, v in tensors.items()}
     return replace_file(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), by_path=True, durable=durable)
+
+
+def write_figure(path, fig, **savefig) -> str:
+    """``fig.savefig(path, **savefig)`` (a matplotlib figure; the format from ``path``'s extension)."""
+    return replace_file(path, lambda tmp: fig.savefig(tmp, **savefig), by_path=True)
 
 
 def write_torch(path, obj, durable: bool = True) -> str:

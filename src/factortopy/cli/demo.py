@@ -187,16 +187,17 @@ def paint_demo(out: str, truth: dict, recovered: dict) -> list[str]:
 
     matplotlib.use("Agg")
     from factortopy import viz
+    from factortopy._files import write_figure
 
     files = []
     columns = {"planted": truth, "recovered": recovered}
     fig = viz.compare_figure(columns, rows=("layer", "space", "scale"), view="posterior",
                              title="planted vs recovered (fsaverage5, posterior view)")
     files.append(os.path.join(out, "planted_vs_recovered.png"))
-    fig.savefig(files[-1], dpi=110, bbox_inches="tight")
+    write_figure(files[-1], fig, dpi=110, bbox_inches="tight")
     fig = viz.compare_figure(columns, rows=("layer",), view="posterior")
     files.append(os.path.join(out, "layer_map.png"))
-    fig.savefig(files[-1], dpi=110, bbox_inches="tight")
+    write_figure(files[-1], fig, dpi=110, bbox_inches="tight")
     try:
         painting = viz.layer_painting(recovered["vertex"], recovered["hemi"], recovered["layer_probs"],
                                       list(recovered["layer_names"]))

@@ -100,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
             fig = paint(args.run_dirs, args.what, args.view, args.hemi, args.surface, mesh, args.clusters)
             if args.title:
                 fig.suptitle(args.title)
-        fig.savefig(out, dpi=args.dpi)
+        from factortopy._files import write_figure
+
+        write_figure(out, fig, dpi=args.dpi)
     print(f"wrote {out}")
     return 0

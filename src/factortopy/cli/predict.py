@@ -55,12 +55,12 @@ def run(args) -> int:
     pred = predict(run_, paths, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(args.out)}.{os.getpid()}.tmp{args.out[-4:]}")
+    from factortopy._files import write_npy, write_npz  # never a half-written file, never through a link
+
     if args.out.endswith(".npy"):
-        np.save(tmp, pred)
+        write_npy(args.out, pred)
     else:
-        np.savez(tmp, predictions=pred, vertex=run_.vertex, hemi=run_.hemi.astype("<U2"),
-                 images=np.asarray([os.path.abspath(p) for p in paths]))
-    os.replace(tmp, args.out)  # never a half-written file under the asked name
+        write_npz(args.out, dict(predictions=pred, vertex=run_.vertex, hemi=run_.hemi.astype("<U2"),
+                                 images=np.asarray([os.path.abspath(p) for p in paths])))
     print(f"predicted {pred.shape[0]} images x {pred.shape[1]} vertices ({run_.title}); wrote {os.path.abspath(args.out)}")
     return 0

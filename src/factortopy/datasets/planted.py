@@ -152,6 +152,7 @@ def write_algonauts_subject(folder: str, images, responses: np.ndarray, vertex, 
     rois: optional dict class -> per-column int labels (written in fsaverage and challenge space,
     with the class's ``mapping_<cls>.npy`` naming the labels in the release's order).
     """
+    from factortopy._files import replace_file, write_npy
     from factortopy.data.rois import ALGONAUTS_ROI_NAMES
 
     from PIL import Image
@@ -162,21 +163,23 @@ def write_algonauts_subject(folder: str, images, responses: np.ndarray, vertex, 
     for d in (img_dir, fmri_dir, roi_dir):
         os.makedirs(d, exist_ok=True)
     for i, img in enumerate(images):  # NSD ids ascend with the 1-based running number
-        Image.fromarray(img).save(os.path.join(img_dir, f"train-{i + 1:04d}_nsd-{start_nsd_id + 3 * i:05d}.png"))
+        replace_file(os.path.join(img_dir, f"train-{i + 1:04d}_nsd-{start_nsd_id + 3 * i:05d}.png"),
+                     lambda f: Image.fromarray(img).save(f, format="PNG"), durable=False)
     for h in ("lh", "rh"):
         cols = hemi == h
         mask = np.zeros(163842, dtype=np.int64)
         mask[vertex[cols]] = 1
-        np.save(os.path.join(roi_dir, f"{h}.all-vertices_fsaverage_space.npy"), mask)
-        np.save(os.path.join(fmri_dir, f"{h}_training_fmri.npy"), responses[:, cols].astype(np.float32))
+        write_npy(os.path.join(roi_dir, f"{h}.all-vertices_fsaverage_space.npy"), mask)
+        write_npy(os.path.join(fmri_dir, f"{h}_training_fmri.npy"), responses[:, cols].astype(np.float32))
         for cls, labels in (rois or {}).items():
             full = np.zeros(163842, dtype=np.int64)
             full[vertex[cols]] = labels[cols]
-            np.save(os.path.join(roi_dir, f"{h}.{cls}_fsaverage_space.npy"), full)
-            np.save(os.path.join(roi_dir, f"{h}.{cls}_challenge_space.npy"), labels[cols].astype(np.int64))
+            write_npy(os.path.join(roi_dir, f"{h}.{cls}_fsaverage_space.npy"), full)
+            write_npy(os.path.join(roi_dir, f"{h}.{cls}_challenge_space.npy"), labels[cols].astype(np.int64))
     for cls in rois or {}:  # as the release writes it: a pickled {label: name}, 0 = "Unknown"
         mapping = {0: "Unknown", **{k + 1: n for k, n in enumerate(ALGONAUTS_ROI_NAMES[cls])}}
-        np.save(os.path.join(roi_dir, f"mapping_{cls}.npy"), mapping, allow_pickle=True)
+        replace_file(os.path.join(roi_dir, f"mapping_{cls}.npy"),
+                     lambda f: np.save(f, np.array(mapping, dtype=object), allow_pickle=True))
 
 
 def _plant_inputs(backbone: str, img_size: int, weights, seed: int, n_images: int, image_size: int,
@@ -209,19 +212,19 @@ def _write_plant(out: str, bb, images, responses, vertex, hemi, maps: dict, laye
     """Write the subject (Algonauts layout, the release's six ROI classes laid along the planted
     hierarchy: :func:`planted_rois`), the backbone's weights, the truth (``maps`` + ceiling) and
     planted.json (``info`` + the common fields); return ``out``."""
-    from safetensors.torch import save_file
+    from factortopy._files import write_npz, write_safetensors, write_text
 
     rois = planted_rois(vertex, hemi)
     write_algonauts_subject(out, images, responses, vertex, hemi, rois=rois)
     # The known backbone's weights travel with the subject, so a fit can use exactly them.
-    save_file({k: v.contiguous() for k, v in bb.model.state_dict().items()}, os.path.join(out, PLANTED_BACKBONE))
+    write_safetensors(os.path.join(out, PLANTED_BACKBONE), bb.model.state_dict())
     ceiling = np.full(len(vertex), 1 / np.sqrt(1 + noise_sd**2), dtype=np.float32)
-    np.savez(os.path.join(out, PLANTED_TRUTH), vertex=vertex, hemi=hemi.astype("<U2"),
-             layer_names=np.asarray(layer_names), noise_sd=np.float32(noise_sd), ceiling_r=ceiling, **maps)
-    with open(os.path.join(out, PLANTED_INFO), "w") as f:
-        json.dump(dict(**info, weights=PLANTED_BACKBONE, layers=list(layer_names), n_images=len(images),
-                       n_vertices=int(len(vertex)), noise_sd=noise_sd, ceiling_r=float(ceiling[0]),
-                       roi_classes=sorted(rois)), f, indent=2)
+    write_npz(os.path.join(out, PLANTED_TRUTH), dict(
+        vertex=vertex, hemi=hemi.astype("<U2"), layer_names=np.asarray(layer_names), noise_sd=np.float32(noise_sd),
+        ceiling_r=ceiling, **maps))
+    write_text(os.path.join(out, PLANTED_INFO), json.dumps(dict(
+        **info, weights=PLANTED_BACKBONE, layers=list(layer_names), n_images=len(images), n_vertices=int(len(vertex)),
+        noise_sd=noise_sd, ceiling_r=float(ceiling[0]), roi_classes=sorted(rois)), indent=2))
     return out
 
 

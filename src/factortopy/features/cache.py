@@ -60,6 +60,13 @@ def _partial_path(path: Path) -> Path:
     return path.with_name(path.name[:-len(".h5")] + ".partial.h5")
 
 
+def _unlink_if_link(path: Path) -> None:
+    """Remove ``path`` when it is a symbolic link (the link, never its target): the cache folder
+    may be shared, and a file the cache writes or locks must be its own."""
+    if path.is_symlink():
+        path.unlink()
+
+
 def _row_crcs(rows: np.ndarray) -> np.ndarray:
     """(n,) uint32 CRC-32 of each row's bytes."""
     return np.array([zlib.crc32(np.ascontiguousarray(r).view(np.uint8)) for r in rows], dtype=np.uint32)
@@ -166,6 +173,7 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
         features.backbone = identity
         return features
     os.makedirs(cache_dir, exist_ok=True)
+    _unlink_if_link(Path(str(path) + ".lock"))  # a lock library that opens with O_TRUNC would truncate its target
     lock = FileLock(str(path) + ".lock")
     try:
         lock.acquire(timeout=0)
@@ -196,12 +204,13 @@ def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_
                   cache_dir, h5py, tqdm) -> torch.Tensor:
     """Fill (or resume) the partial file; returns its tokens. Caller holds the lock."""
     n = shape[0]
+    _unlink_if_link(partial)  # a planted link is replaced, never written through
     state, start = _state(partial, key_json, shape)
     try:
         if state == "rebuild":
             partial.unlink()
         if state in ("absent", "rebuild"):
-            with h5py.File(partial, "w") as f:
+            with h5py.File(partial, "x") as f:  # created here, never an existing file
                 f.attrs["key"] = key_json
                 f.attrs["complete"] = False
                 f.attrs["n_done"] = 0

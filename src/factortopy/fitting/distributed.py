@@ -27,6 +27,8 @@ import sys
 import time
 from typing import Sequence
 
+from factortopy._files import open_fresh
+
 
 def init_from_env(device: str = "cpu") -> str:
     """Join the torchrun process group if there is one; returns the device this process should use.
@@ -113,7 +115,8 @@ def run_sweep(jobs: Sequence[Sequence[str]], gpus: Sequence[int | str], log_dir:
             while pending and free:
                 i, gpu = pending.pop(0), free.pop(0)
                 job_env = {**os.environ, **(env or {}), "CUDA_VISIBLE_DEVICES": gpu}
-                log = open(os.path.join(log_dir, f"job_{i}.log"), "w") if log_dir else None
+                # a fresh file: a planted link at the log's name is removed, never written through
+                log = open_fresh(os.path.join(log_dir, f"job_{i}.log")) if log_dir else None
                 if verbose:
                     print(f"[sweep] job {i} on GPU {gpu}: {shlex.join(jobs[i])}", flush=True)
                 try:

@@ -88,11 +88,17 @@ def write_json(path: str, obj) -> None:
     write_text(path, json.dumps(json_ready(obj), indent=2, allow_nan=False) + "\n")
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number (strict JSON has no NaN or Infinity)")
+
+
 def read_json(path: str) -> dict:
-    """A JSON file written by :func:`write_json`, or an error naming the file and what to do."""
+    """A JSON file written by :func:`write_json`, or an error naming the file and what to do.
+    Strict JSON, as written: ``NaN``, ``Infinity`` and ``-Infinity`` (which Python's json module
+    accepts by default) are refused."""
     try:
-        with open(path) as f:
-            return json.load(f)
+        with open(path, encoding="utf-8") as f:
+            return json.load(f, parse_constant=_no_constant)
     except FileNotFoundError:
         raise
     except (ValueError, UnicodeDecodeError) as err:

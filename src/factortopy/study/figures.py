@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from factortopy._files import write_figure
+
 DPI = 72  # small files: the page inlines them
 #: the comparisons the page draws (every measure is in comparisons.csv)
 FOREST_MEASURES = ("alignment_slope", "brain_r2")
@@ -288,17 +290,14 @@ def _forgetting_and_scaling_figures(study, rows: list, ft_rows, scaling_rows, fo
 
     figs = {}
     measure = measure_column(rows, "alignment_slope", "the scaling figures")
-    figs["the map vs pretraining data"] = os.path.join(folder, "pretraining.png")
-    pretraining_figure(rows, measure).savefig(figs["the map vs pretraining data"], dpi=DPI)
+    figs["the map vs pretraining data"] = write_figure(os.path.join(folder, "pretraining.png"),
+                                                       pretraining_figure(rows, measure), dpi=DPI)
     if ft_rows:
-        figs["fine-tuning: map change against refit noise, and forgetting against alignment"] = \
-            os.path.join(folder, "forgetting.png")
-        forgetting_relation_figure(ft_rows).savefig(
-            figs["fine-tuning: map change against refit noise, and forgetting against alignment"], dpi=DPI)
+        figs["fine-tuning: map change against refit noise, and forgetting against alignment"] = write_figure(
+            os.path.join(folder, "forgetting.png"), forgetting_relation_figure(ft_rows), dpi=DPI)
     if scaling_rows:
-        figs["the fMRI-data axis: nested subsets of the training images"] = os.path.join(folder, "data_scaling.png")
-        data_scaling_figure(scaling_rows, measure).savefig(
-            figs["the fMRI-data axis: nested subsets of the training images"], dpi=DPI)
+        figs["the fMRI-data axis: nested subsets of the training images"] = write_figure(
+            os.path.join(folder, "data_scaling.png"), data_scaling_figure(scaling_rows, measure), dpi=DPI)
     return figs
 
 
@@ -329,8 +328,7 @@ def write_figures(study, pairs: list, rows: list, profiles: list, out: str, ft_r
     figs = {}
 
     def save(caption, name, fig):
-        figs[caption] = os.path.join(folder, name)
-        fig.savefig(figs[caption], dpi=DPI)
+        figs[caption] = write_figure(os.path.join(folder, name), fig, dpi=DPI)
 
     for subject in study.subjects:
         first = [p for p in pairs if p.subject == subject and p.seed == study.seeds[0]]

@@ -70,7 +70,7 @@ def finetune(spec, images: str, out: str, cfg: FinetuneConfig | None = None, dev
     network's state dict to ``out`` (.safetensors). Returns a log: settings, labels, per-step loss.
     An existing ``out`` is kept (the study names it by a digest of everything that decides it)."""
     import torch
-    from safetensors.torch import save_file
+    from factortopy._files import write_safetensors
     from factortopy._progress import progress_bar as tqdm  # renders in Jupyter, else a plain bar
 
     from factortopy.backbones.spec import as_spec
@@ -105,8 +105,7 @@ def finetune(spec, images: str, out: str, cfg: FinetuneConfig | None = None, dev
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    tmp = f"{out}.{os.getpid()}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, out)  # a killed run leaves no half-written checkpoint that would pass for a finished one
+    # a killed run leaves no half-written checkpoint that would pass for a finished one
+    write_safetensors(out, {k: v.detach().cpu() for k, v in model.state_dict().items()})
     return dict(base=spec.to_dict(), images=os.path.abspath(images), labels=names, n_images=len(paths),
                 config=asdict(cfg), loss=losses, checkpoint=os.path.abspath(out))

@@ -126,10 +126,10 @@ def probe_features(spec, paths: list, layer="last", tokens: str = "global", grid
     if not np.isfinite(features).all():
         raise ValueError(f"{spec.name}: NaN/inf in the probe features of layer {key['layer_name']}")
     if path is not None:
+        from factortopy._files import write_npz
+
         os.makedirs(cache_dir, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, features=features, key=np.asarray(key_json))
-        os.replace(tmp, path)
+        write_npz(path, dict(features=features, key=np.asarray(key_json)), durable=False)  # a cache
     return features, key["layer_name"]
 
 

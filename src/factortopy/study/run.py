@@ -60,7 +60,9 @@ def make_checkpoints(study: Study, out: str, progress: bool = True) -> None:
         else:
             _log(f"fine-tuning {b.label!r} ({cfg.steps} steps on {images})", progress)
             log = finetune(b.spec, images, path, cfg, device=study.device, progress=progress)
-            with open(path[: -len(".safetensors")] + ".json", "w") as f:
+            from factortopy._files import replacing
+
+            with replacing(path[: -len(".safetensors")] + ".json", "w") as f:
                 json.dump(log, f, indent=1)
         # the checkpoint is the network's own state dict (its own key names): never remapped by position
         # as the base's weights file may have been

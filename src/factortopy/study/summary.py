@@ -30,6 +30,8 @@ import os
 
 import numpy as np
 
+from factortopy._files import replacing
+
 SUMMARY = "summary.csv"
 ALIGNMENT = "alignment.csv"
 COMPARISONS = "comparisons.csv"
@@ -159,13 +161,11 @@ def _cell(v) -> str:
 def write_csv(path: str, rows: list) -> None:
     """Rows (dicts) as CSV; columns in first-seen order; None / NaN as empty cells."""
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", newline="") as f:
+    with replacing(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(columns)
         for r in rows:
             w.writerow([_cell(r.get(c)) for c in columns])
-    os.replace(tmp, path)
 
 
 def _value(text: str):
@@ -222,7 +222,7 @@ def write_summary(study, pairs: list, out: str, figures: bool = True, progress: 
     write_csv(os.path.join(out, SUMMARY), rows)
     write_csv(os.path.join(out, ALIGNMENT), pooled)
     write_csv(os.path.join(out, COMPARISONS), comparisons)
-    with open(os.path.join(out, PROFILES), "w") as f:
+    with replacing(os.path.join(out, PROFILES), "w") as f:
         json.dump(profiles, f, indent=1)
     ft_rows = scaling_rows = None
     if study.finetune is not None:

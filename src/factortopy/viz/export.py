@@ -32,6 +32,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from factortopy._files import replace_file, replacing
 from factortopy.viz import vertex_maps as V
 
 #: file formats :func:`export_run` writes
@@ -129,7 +130,7 @@ def write_gifti(path: str, data: np.ndarray, vmap: V.VertexMap, meta: dict) -> N
             img.add_gifti_data_array(GiftiDataArray(np.ascontiguousarray(frames[:, f], np.float32),
                                                     intent="NIFTI_INTENT_NONE", datatype="NIFTI_TYPE_FLOAT32",
                                                     meta=GiftiMetaData({"Name": str(names[f])})))
-    nib.save(img, path)
+    replace_file(path, lambda tmp: nib.save(img, tmp), by_path=True)
 
 
 def write_mgz(path: str, data: np.ndarray) -> None:
@@ -137,7 +138,7 @@ def write_mgz(path: str, data: np.ndarray) -> None:
     import nibabel as nib
 
     shaped = data.reshape((data.shape[0], 1, 1) + data.shape[1:])
-    nib.save(nib.MGHImage(shaped, np.eye(4)), path)
+    replace_file(path, lambda tmp: nib.save(nib.MGHImage(shaped, np.eye(4)), tmp), by_path=True)
 
 
 def _rgb255(rgba) -> list[int]:
@@ -146,7 +147,7 @@ def _rgb255(rgba) -> list[int]:
 
 def write_ctab(path: str, vmap: V.VertexMap) -> None:
     """The label table as a FreeSurfer colour table: ``key name R G B 0`` per line (key 0 = outside)."""
-    with open(path, "w") as f:
+    with replacing(path, "w") as f:
         f.write(f"# {vmap.name}: {vmap.description}\n")
         f.write(f"0 {_OUTSIDE['mgz']} 0 0 0 0\n")
         for key, (name, rgba) in sorted(vmap.labels.items()):
@@ -162,7 +163,8 @@ def write_annot(path: str, data: np.ndarray, vmap: V.VertexMap) -> None:
     for i, k in enumerate(keys):
         index[data == k] = i
     ctab = np.array([_rgb255(vmap.labels[k][1]) + [0] for k in keys], np.int32)
-    nib.freesurfer.write_annot(path, index, ctab, [vmap.labels[k][0] for k in keys], fill_ctab=True)
+    names = [vmap.labels[k][0] for k in keys]
+    replace_file(path, lambda tmp: nib.freesurfer.write_annot(tmp, index, ctab, names, fill_ctab=True), by_path=True)
 
 
 def _claim(out: str) -> None:
