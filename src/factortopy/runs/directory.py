@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 
+from factortopy._files import is_temporary
 from factortopy.runs import CHECKPOINT, CHECKSUMS, COMMON_FILES, CONFIG, read_json
 from factortopy.runs.writer import recorded_files
 
@@ -41,7 +42,7 @@ def _own_files(out: str) -> set:
 
 def _is_run_file(name: str, own=frozenset()) -> bool:
     return name in RUN_FILES or name in own or (name.startswith("eval_") and name.endswith((".npz", ".json"))) \
-        or name.endswith(".tmp") or name == LOCK
+        or name.endswith(".tmp") or is_temporary(name) or name == LOCK
 
 
 def run_dir_state(out: str) -> str:
