@@ -289,8 +289,9 @@ _HOVER = """<script>
 window.addEventListener("load", function () { setTimeout(function () {
   var gd = document.querySelector(".plotly-graph-div");
   var text = gd.data[0].text.find(function (t) { return t.indexOf("layer:") >= 0; });
+  var layout = gd._fullLayout;
   Plotly.Fx.loneHover({x: 300, y: 300, text: text, name: "", color: "#444"},
-                      {container: gd._fullLayout._hoverlayer.node(), outerContainer: gd._fullLayout._paper.node(), gd: gd});
+                      {container: layout._hoverlayer.node(), outerContainer: layout._paper.node(), gd: gd});
 }, 500); });
 </script></body>"""
 
