@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import tempfile
@@ -14,7 +15,8 @@ os.environ.setdefault("FACTORTOPY_CACHE_DIR", tempfile.mkdtemp(prefix="factortop
 
 
 def _write_run(d, n_per=400, L=5, seed=0, full=False, name="vit_test", with_scores=True):
-    """A RUN_DIR fixture following docs/run-dir.md."""
+    """A RUN_DIR fixture following docs/run-dir.md: the maps of a run as an earlier factortopy wrote
+    them (no ``run_format``; checksums.json records its arrays, not its config)."""
     os.makedirs(d, exist_ok=True)
     rng = np.random.default_rng(seed)
     top = 163842 if full else 10242  # full fsaverage, or fsaverage5
@@ -34,6 +36,9 @@ def _write_run(d, n_per=400, L=5, seed=0, full=False, name="vit_test", with_scor
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump({"factortopy_version": "0.1.0", "kind": "factortopy", "data": "planted:subj01",
                    "backbone": {"name": name, "layers": [f"blocks.{i}" for i in range(L)]}, "model": {"grid": 8}}, f)
+    arrays = [n for n in ("selectors.npz", "scores.npz") if os.path.exists(os.path.join(d, n))]
+    with open(os.path.join(d, "checksums.json"), "w") as f:
+        json.dump({n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest() for n in arrays}, f)
     return maps
 
 

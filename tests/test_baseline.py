@@ -146,7 +146,7 @@ def test_baseline_cli_writes_run_dir_and_evaluate_reproduces_it(planted, ridge_r
     import hashlib
 
     sums = json.load(open(os.path.join(out, "checksums.json")))
-    assert sorted(sums) == ["metrics.json", "ridge.npz", "scores.npz", "selectors.npz"]
+    assert sorted(sums) == ["config.json", "metrics.json", "ridge.npz", "scores.npz", "selectors.npz"]
     assert all(sums[n] == hashlib.sha256(open(os.path.join(out, n), "rb").read()).hexdigest() for n in sums)
     assert metrics["headline"] == "heldout_pearson_mean"
 

@@ -91,13 +91,13 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / LOCK).write_text(f"{socket.gethostname()} {dead.pid}")
-    state, lock = claim_run_dir(str(out))
+    claim = claim_run_dir(str(out))
     try:
-        assert state == "new" and (out / LOCK).read_text() == f"{socket.gethostname()} {os.getpid()}"
+        assert claim.state == "new" and (out / LOCK).read_text() == f"{socket.gethostname()} {os.getpid()}"
         with pytest.raises(RunDirBusy, match=str(os.getpid())):  # and now it is ours: a second claim fails
             claim_run_dir(str(out))
     finally:
-        lock.release()
+        claim.release()
     assert not (out / LOCK).exists()
 
 
@@ -295,18 +295,29 @@ def test_garbled_model_bytes_are_caught_by_the_recorded_checksum(run_dir, tmp_pa
     assert "model.safetensors" in err and "SHA-256" in err and len(err.splitlines()) == 1
 
 
+def _rewrite_config(folder, config) -> None:
+    """config.json replaced with its checksum recorded too (a consistent run of another version: the
+    keys' messages are tested here, not the checksum's, which test_shared_run_folders.py tests)."""
+    import hashlib
+
+    text = json.dumps(config)
+    open(os.path.join(folder, "config.json"), "w").write(text)
+    sums = json.load(open(os.path.join(folder, "checksums.json")))
+    sums["config.json"] = hashlib.sha256(text.encode()).hexdigest()
+    json.dump(sums, open(os.path.join(folder, "checksums.json"), "w"))
+
+
 def test_missing_config_key_names_the_key_and_the_file(run_dir, tmp_path):
     folder = _copy(run_dir, tmp_path / "copy")
-    path = os.path.join(folder, "config.json")
-    config = json.load(open(path))
+    config = json.load(open(os.path.join(folder, "config.json")))
     del config["model"]
     del config["backbone"]["layer_names"]
-    json.dump(config, open(path, "w"))
+    _rewrite_config(folder, config)
     with pytest.raises(KeyError, match=r"config.json lacks the key 'model'"):
         open_run(folder)
     config = json.load(open(os.path.join(run_dir, "config.json")))
     del config["backbone"]["layer_names"]
-    json.dump(config, open(path, "w"))
+    _rewrite_config(folder, config)
     with pytest.raises(KeyError, match=r"lacks the key 'backbone.layer_names'"):
         open_run(folder).config["backbone"]["layer_names"]
 

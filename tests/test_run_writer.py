@@ -97,7 +97,9 @@ def test_a_failed_write_leaves_no_file_behind(tmp_path):
 
 
 def test_overwrite_removes_exactly_the_recorded_files(tmp_path):
-    """--overwrite removes what the run's writer recorded (the kind's own files included)."""
+    """--overwrite removes what the old run's writer recorded (the kind's own files included), once
+    the new run is finished; files that are not a run's stay."""
+    from factortopy.baselines.run import RIDGE, RidgeRun
     from factortopy.fitting.run import FactorTopyRun
     from factortopy.runs.directory import claim_run_dir, run_dir_state
 
@@ -105,7 +107,19 @@ def test_overwrite_removes_exactly_the_recorded_files(tmp_path):
     writer = RunWriter(out, FactorTopyRun)
     _write_factortopy_files(writer)
     writer.finish(dict(data=None, model={"grid": 8}))
+    (tmp_path / "run" / "notes.txt").write_text("mine")
     assert run_dir_state(out) == "finished"
-    state, lock = claim_run_dir(out, overwrite=True)
-    lock.release()
-    assert state == "finished" and os.listdir(out) == []
+    claim = claim_run_dir(out, overwrite=True)
+    try:
+        assert claim.state == "finished" and claim.replacing
+        new = RunWriter(claim.path, RidgeRun)  # a run of another kind, with other files of its own
+        new.npz(RIDGE, w=np.zeros(2))
+        new.npz(SELECTORS, vertex=np.arange(2), hemi=np.array(["lh", "lh"]))
+        new.npz(SCORES, vertex=np.arange(2), hemi=np.array(["lh", "lh"]), r=np.zeros(2), r2=np.zeros(2))
+        new.metrics(dict(heldout_pearson_mean=0.5, headline="heldout_pearson_mean"))
+        new.finish(dict(data=None))
+        claim.finish()
+    finally:
+        claim.release()
+    assert sorted(os.listdir(out)) == sorted([RIDGE, SELECTORS, SCORES, METRICS, CHECKSUMS, CONFIG, "notes.txt"])
+    assert json.load(open(os.path.join(out, CONFIG)))["kind"] == "ridge"

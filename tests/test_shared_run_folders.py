@@ -204,3 +204,204 @@ def test_read_json_refuses_nan_and_infinity(tmp_path, constant):
     path.write_text('{"headline": "heldout_pearson_mean", "heldout_pearson_mean": %s}' % constant)
     with pytest.raises(ValueError, match=f"metrics.json is not valid JSON.*{constant.lstrip('-')}"):
         read_json(str(path))
+
+
+# ---- checksums: every file, config.json included, and never optional -----------------------------
+def _digests(folder) -> dict:
+    return {p.name: _sha(p) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _as_an_earlier_versions_run(folder) -> None:
+    """What an earlier factortopy wrote: no checksums.json and no run_format."""
+    import json
+
+    os.remove(folder / "checksums.json")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("run_format")
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_a_run_records_the_checksum_of_every_file_config_included(run_dir):
+    import json
+
+    from factortopy.runs import RUN_FORMAT
+
+    folder = __import__("pathlib").Path(run_dir)
+    sums = json.loads((folder / "checksums.json").read_text())
+    assert sorted(sums) == sorted(n for n in os.listdir(folder) if n != "checksums.json")
+    assert all(sums[n] == _sha(folder / n) for n in sums)  # config.json's too, recorded before it was written
+    assert json.loads((folder / "config.json").read_text())["run_format"] == RUN_FORMAT
+
+
+@pytest.fixture(scope="module")
+def other_run(subject_dir, tmp_path_factory):
+    """Another run of the same subject (another seed): a model that fits the first run's config."""
+    from factortopy.data import load_subject
+    from factortopy.fitting.fit import fit
+
+    out = str(tmp_path_factory.mktemp("runs") / "other")
+    fit(load_subject(f"algonauts:{subject_dir}"), out=out, **{**FIT, "seed": 1})
+    return out
+
+
+def _garble(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-100:] = bytes(100)  # tensor bytes: the file still parses
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage", ["swapped", "garbled"])
+def test_a_substituted_or_garbled_model_without_checksums_is_an_error(damage, run_dir, other_run, tmp_path, capsys):
+    """model.safetensors swapped from another run (or garbled) and checksums.json removed: evaluate
+    scored the other model without a word (issue 23)."""
+    import shutil
+
+    from factortopy.cli import main
+    from factortopy.runs import open_run
+
+    run = _copy(run_dir, tmp_path)
+    if damage == "swapped":
+        shutil.copyfile(os.path.join(other_run, "model.safetensors"), run / "model.safetensors")
+    else:
+        _garble(run / "model.safetensors")
+    os.remove(run / "checksums.json")
+    with pytest.raises(ValueError, match="checksums.json is missing: a run written by this version"):
+        open_run(run)
+    assert main(["evaluate", str(run)]) == 2
+    assert "checksums.json is missing" in capsys.readouterr().err
+    assert not (run / "eval_heldout.npz").exists()
+
+
+@pytest.mark.parametrize("edit", ["mean", "data", "record"])
+def test_an_edited_config_is_an_error_naming_it(edit, run_dir, tmp_path):
+    """The backbone's mean edited in both the spec and the identity was accepted (r 0.006 -> 0.000),
+    and so was data pointing at another subject (issue 23): config.json is in the checksums."""
+    import json
+
+    from factortopy.runs import open_run
+    from factortopy.runs.maps import load_maps
+
+    run = _copy(run_dir, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    if edit == "mean":
+        config["backbone"]["mean"] = [0.0, 0.0, 0.0]
+        config["backbone"]["spec"]["mean"] = [0.0, 0.0, 0.0]
+    elif edit == "data":
+        config["data"] = "algonauts:" + str(tmp_path / "another" / "subj02")
+    (run / "config.json").write_text(json.dumps(config))
+    if edit == "record":  # config.json untouched, its entry struck from the record
+        sums = json.loads((run / "checksums.json").read_text())
+        del sums["config.json"]
+        (run / "checksums.json").write_text(json.dumps(sums))
+        message = "records no checksum of config.json"
+    else:
+        message = "config.json does not match the SHA-256 recorded"
+    for read in (open_run, load_maps):
+        with pytest.raises(ValueError, match=message):
+            read(run)
+
+
+def test_an_earlier_versions_run_without_checksums_is_read_with_a_warning(run_dir, tmp_path):
+    from factortopy.runs import open_run
+
+    run = _copy(run_dir, tmp_path)
+    _as_an_earlier_versions_run(run)
+    with pytest.warns(UserWarning, match="no checksums.json .* read unchecked"):
+        assert open_run(run).scores()["r"].size
+
+
+def test_data_replaced_at_the_recorded_path_is_an_error_naming_what_differs(run_dir, subject_dir, tmp_path, capsys):
+    """The recorded data digest is compared when the run is evaluated with its recorded data: a
+    subject folder replaced by another subject's was scored without a word (issue 23)."""
+    import json
+    import shutil
+
+    from factortopy.cli import main
+    from factortopy.datasets.fixtures import write_fake_algonauts
+
+    data = tmp_path / "data" / "subj01"
+    shutil.copytree(subject_dir, data)
+    run = _copy(run_dir, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config["data"] = f"algonauts:{data}"  # the run as fitted there (same data, the record kept consistent)
+    text = json.dumps(config)
+    (run / "config.json").write_text(text)
+    sums = json.loads((run / "checksums.json").read_text())
+    sums["config.json"] = hashlib.sha256(text.encode()).hexdigest()
+    (run / "checksums.json").write_text(json.dumps(sums))
+    assert main(["evaluate", str(run), "--no-write"]) == 0
+    capsys.readouterr()
+    shutil.rmtree(data)  # another subject in its place: same layout, same columns, other responses
+    write_fake_algonauts(str(tmp_path / "data"), n_train=30, n_test=6, seed=7)
+    assert main(["evaluate", str(run), "--no-write"]) == 2
+    err = capsys.readouterr().err
+    assert "are not the data this run was fitted on" in err and config["data_digest"] in err and "--data" in err
+
+
+# ---- fit --overwrite: write aside, swap at the end --------------------------------------------------
+def test_fit_overwrite_replaces_the_old_run_only_when_the_new_one_is_finished(run_dir, subject_dir, tmp_path,
+                                                                               capsys):
+    """A typo in --layers or a diverging --lr left an empty folder: --overwrite deleted the old run
+    before the new fit could fail (issue 23)."""
+    from factortopy.cli import main
+    from factortopy.data import load_subject
+    from factortopy.fitting.config import DivergedError
+    from factortopy.fitting.fit import fit
+    from factortopy.runs import open_run
+    from factortopy.runs.directory import NEXT
+
+    run = _copy(run_dir, tmp_path)
+    assert main(["evaluate", str(run)]) == 0
+    (run / "notes.txt").write_text("my notes")
+    before = _digests(run)
+    base = ["fit", "--data", f"algonauts:{subject_dir}", "--backbone", "resnet18", "--random-init", "--img-size", "32",
+            "--epochs", "1", "--dim", "4", "--hidden", "8", "--out", str(run), "--overwrite", "--quiet"]
+    assert main(base + ["--layers", "layer1,layr2"]) == 2  # a typo
+    assert "layr2" in capsys.readouterr().err
+    assert _digests(run) == before and not (run / NEXT).exists()
+    with pytest.raises(DivergedError):
+        fit(load_subject(f"algonauts:{subject_dir}"), out=str(run), overwrite=True, **{**FIT, "lr": 1e30})
+    assert _digests(run) == before and not (run / NEXT).exists()
+    assert open_run(run).scores()["r"].size  # the old run reads as before
+
+    fit(load_subject(f"algonauts:{subject_dir}"), out=str(run), overwrite=True, **{**FIT, "seed": 3})
+    after = _digests(run)
+    assert after["notes.txt"] == before["notes.txt"]  # not a run's file: kept
+    assert "eval_heldout.npz" not in after and "eval_heldout.json" not in after  # they scored the old model
+    assert after["model.safetensors"] != before["model.safetensors"] and not (run / NEXT).exists()
+    assert open_run(run).config["fit"]["seed"] == 3
+
+
+# ---- evaluate racing fit --overwrite ---------------------------------------------------------------
+def test_an_evaluation_racing_a_refit_never_leaves_the_old_models_results(run_dir, subject_dir, tmp_path,
+                                                                          monkeypatch):
+    """evaluate racing fit --overwrite left the old model's eval_heldout.json in the new run, which a
+    study then reused (issue 23). The race, made certain: the refit happens while evaluate predicts."""
+    import shutil
+
+    from factortopy.data import load_subject
+    from factortopy.evaluation.run import evaluate_run
+    from factortopy.fitting.fit import fit
+    from factortopy.fitting.run import FactorTopyRun
+    from factortopy.runs.maps import load_maps
+
+    run = _copy(run_dir, tmp_path)
+    predict = FactorTopyRun.predict_subject
+
+    def predict_while_refitted(self, *args, **kwargs):
+        out = predict(self, *args, **kwargs)
+        monkeypatch.setattr(FactorTopyRun, "predict_subject", predict)
+        fit(load_subject(f"algonauts:{subject_dir}"), out=str(run), overwrite=True, **{**FIT, "seed": 5})
+        return out
+    monkeypatch.setattr(FactorTopyRun, "predict_subject", predict_while_refitted)
+    with pytest.raises(ValueError, match="refitted while it was evaluated"):
+        evaluate_run(str(run))
+    assert not list(run.glob("eval_*"))
+    # results of the old model put into the new run anyway (a copy, a race missed): never shown as its own
+    old = _copy(run_dir, tmp_path, "old")
+    evaluate_run(str(old))
+    for name in ("eval_heldout.npz", "eval_heldout.json"):
+        shutil.copyfile(old / name, run / name)
+    with pytest.warns(UserWarning, match="scored another model"):
+        maps = load_maps(run)
+    assert "heldout_r" not in maps and "heldout_r" in load_maps(old)

@@ -192,14 +192,23 @@ def test_hostile_generic_files(tmp_path, marker):
 
 
 # ---- the RUN_DIR -----------------------------------------------------------------------------------
+def _as_an_earlier_versions_run(folder) -> None:
+    """The run as an earlier factortopy wrote it: no checksums.json, no run_format (read unchecked,
+    with a warning); a run of this version without its checksums is an error before any reader runs."""
+    os.remove(os.path.join(folder, "checksums.json"))
+    path = os.path.join(folder, "config.json")
+    config = json.load(open(path))
+    config.pop("run_format")
+    json.dump(config, open(path, "w"))
+
+
 @pytest.mark.parametrize("name", ["selectors.npz", "scores.npz", "response_stats.npz"])
 def test_hostile_run_arrays(name, run_dir, tmp_path, marker):
     folder = _copy(run_dir, tmp_path)
     np.savez(os.path.join(folder, name), vertex=hostile_array(marker), mean=hostile_array(marker),
              hemi=hostile_array(marker))
-    if os.path.exists(os.path.join(folder, "checksums.json")):
-        os.remove(os.path.join(folder, "checksums.json"))  # the reader itself must refuse, not the digest
-    with pytest.raises(ValueError, match=name):
+    _as_an_earlier_versions_run(folder)  # the reader itself must refuse, not the digest
+    with pytest.raises(ValueError, match=name), pytest.warns(UserWarning, match="read unchecked"):
         run = open_run(folder)
         run.selectors()
         run.scores()

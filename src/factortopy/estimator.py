@@ -301,7 +301,7 @@ class FactorTopyEncoder:
         :meth:`load`, :func:`factortopy.open_run` and every command. A finished run already there is
         refused unless ``overwrite=True``. Returns ``path``."""
         from factortopy.runs import COMMON_FILES
-        from factortopy.runs.directory import claim_run_dir
+        from factortopy.runs.directory import writing_run
         from factortopy.runs.writer import RunWriter, write_run_file
 
         run = getattr(self, "run_", None)
@@ -310,17 +310,17 @@ class FactorTopyEncoder:
         path = os.fspath(path)
         if os.path.abspath(path) == os.path.abspath(run.path):
             return path
-        _, lock = claim_run_dir(path, overwrite=overwrite, resume=False)
-        try:  # through the run writer, like every run: checksums recorded, config.json last
-            writer = RunWriter(path, type(run))
+        # a finished run there stays until this one is written; through the run writer, like every
+        # run: checksums recorded, config.json last
+        with writing_run(path, overwrite=overwrite, resume=False) as claim:
+            writer = RunWriter(claim.path, type(run))
             for name in COMMON_FILES + type(run).files:
                 writer.copy(name, os.path.join(run.path, name))
             writer.finish(dict(run.config))
             for name in sorted(os.listdir(run.path)):  # its evaluations come along, as into any finished run
                 if name.startswith("eval_") and name.endswith((".npz", ".json")):
-                    write_run_file(path, name, lambda tmp, n=name: shutil.copyfile(os.path.join(run.path, n), tmp))
-        finally:
-            lock.release()
+                    write_run_file(claim.path, name,
+                                   lambda tmp, n=name: shutil.copyfile(os.path.join(run.path, n), tmp))
         return path
 
     @classmethod

@@ -18,6 +18,7 @@ import numpy as np
 from factortopy.baselines.ridge import DEFAULT_ALPHAS, LayerwiseRidgeCV
 from factortopy.evaluation.metrics import pearson_r, r2_score
 from factortopy.data.split import split_indices
+from factortopy.data.subject import data_digest
 from factortopy.runs import SCORES, SELECTORS, Run
 
 RIDGE = "ridge.npz"  # this kind's own file: the fitted LayerwiseRidgeCV
@@ -63,17 +64,14 @@ def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = Non
         bb = as_spec(backbone, **{k: v for k, v in given.items() if v is not None},
                      **({"random_init": True} if random_init else {})).build()
     info = bb.info
-    lock = None
-    if out:
-        from factortopy.runs.directory import claim_run_dir
+    from factortopy.runs.directory import writing_run
 
-        _, lock = claim_run_dir(out, overwrite=overwrite)
-    try:
-        return _fit_ridge(subject, bb, backbone_identity(bb), info, t0, val_fraction, heldout_fraction, seed, alphas, cv,
-                          inner_val_fraction, pool, grid, out, data_spec, device, batch_size, progress)
-    finally:
-        if lock is not None:
-            lock.release()
+    with writing_run(out, overwrite) as claim:  # a finished run is replaced only by a finished one
+        result = _fit_ridge(subject, bb, backbone_identity(bb), info, t0, val_fraction, heldout_fraction, seed, alphas,
+                            cv, inner_val_fraction, pool, grid, claim.path if claim else None, data_spec, device,
+                            batch_size, progress)
+    result.run_dir = out
+    return result
 
 
 def _fit_ridge(subject, bb, identity, info, t0, val_fraction, heldout_fraction, seed, alphas, cv, inner_val_fraction,
@@ -96,6 +94,7 @@ def _fit_ridge(subject, bb, identity, info, t0, val_fraction, heldout_fraction, 
         kind="ridge",
         data=data_spec,
         subject=subject.name,
+        data_digest=data_digest(Y, subject.coords),  # an evaluation with the recorded data spec checks it
         backbone=identity,
         model=dict(model.get_params(), alphas=[float(a) for a in model.alphas], pool=pool, grid=grid,
                    n_features=[int(X.shape[1]) for X in Xs]),

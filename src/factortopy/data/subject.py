@@ -171,3 +171,15 @@ def check_finite(responses: np.ndarray, name: str = "responses") -> None:
             f"{name}: {int(bad.sum())} NaN/inf values in {cols.size} vertex columns "
             f"(first: {cols[:5].tolist()}); drop those vertices (and their mask entries) or impute them"
         )
+
+
+def data_digest(responses, coords) -> str:
+    """A short digest (16 hex) of a subject's responses (as float32) and vertex coordinates: what a
+    run records (config.json ``data_digest``), so a resume never continues on other data and an
+    evaluation with the recorded data spec finds out when the folder there holds other data.
+    Hashed in place (no concatenated copy; no copy at all when the responses are float32)."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(np.asarray(responses, dtype=np.float32)).data)
+    h.update(np.ascontiguousarray(coords, dtype=np.float32).data)
+    return h.hexdigest()[:16]

@@ -79,13 +79,16 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
                  progress: bool = False, backbone=None) -> dict:
     """Score the fitted run in ``run_dir`` on held-out images.
 
-    data: a data spec (default: the run's own, with ``split=test`` for split='test'). subject: an
-    already loaded Subject instead of ``data``. backbone: the Backbone to extract features with
+    data: a data spec (default: the run's own, with ``split=test`` for split='test'; the run's own
+    data are checked against its recorded ``data_digest``, so a folder replaced since is an error).
+    subject: an already loaded Subject instead of ``data``. backbone: the Backbone to extract features with
     instead of rebuilding it from the run's spec (checked against the recorded identity; needed
     for runs fitted with a backbone built by hand). Returns a dict: ``split``, ``n_images``, ``vertex``,
     ``hemi``, ``r``, ``r2``, ``score`` (Algonauts score, where the data carry a noise ceiling),
     ``table`` (rows per ROI), ``text`` (the table as text). With ``write``, saves
-    ``eval_<split>.npz`` (per-vertex arrays) and ``eval_<split>.json`` (summary and table) in the run dir.
+    ``eval_<split>.npz`` (per-vertex arrays) and ``eval_<split>.json`` (summary and table) in the run
+    dir, both keyed to the model they scored (``model_digest``); when the run was refitted meanwhile
+    (``fit --overwrite``), nothing is written and this is an error.
     """
     from factortopy.data import held_out_spec, load_subject
 
@@ -96,6 +99,7 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
 
     run = open_run(run_dir)
     config, kind = run.config, run.kind
+    scored = run.model_digest  # the results belong to this model (a racing fit --overwrite replaces it)
     explicit = bool(data) or subject is not None
     spec = data
     if subject is None:
@@ -111,6 +115,8 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
         if split == "test" and not data:
             spec = held_out_spec(spec)
         subject = load_subject(spec)
+        if not data and split != "test":  # the recorded data (the test split's responses are other images)
+            run.check_data(subject)
     index = _select_images(subject, config, split, explicit_data=explicit)
 
     pred = run.predict_subject(subject, image_index=index, batch_size=batch_size, device=device, progress=progress,
@@ -135,10 +141,15 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
         res["notes"] = score_deviations(np.asarray(nc)[si], pred[:, ri], subject.responses[index][:, si])
     res["text"] = format_table(res["table"]) + "".join(f"\nnote: {n}" for n in res["notes"])
     if write:
+        from factortopy.runs import model_digest
+
+        if model_digest(run_dir, run.model_files()) != scored:
+            raise ValueError(f"{run_dir} was refitted while it was evaluated (its model changed: a fit --overwrite?): "
+                             f"the results of the old model are not written into it; evaluate it again")
         npz_name, json_name = eval_files(split)
         write_run_npz(run_dir, npz_name, **{k: res[k] for k in ("vertex", "r", "r2", "score", "image_ids") if k in res},
-                      hemi=res["hemi"].astype("<U2"))
-        summary = dict(kind=kind, split=split, data=spec, n_images=res["n_images"],
+                      hemi=res["hemi"].astype("<U2"), model_digest=np.asarray(scored))
+        summary = dict(kind=kind, split=split, data=spec, model_digest=scored, n_images=res["n_images"],
                        pearson_mean=float(np.mean(res["r"])), r2_mean=float(np.mean(res["r2"])),
                        table=res["table"], notes=res["notes"])
         if "score" in res:

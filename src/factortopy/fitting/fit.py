@@ -13,7 +13,6 @@ The settings and their checks live in :mod:`factortopy.fitting.config` (re-expor
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ import torch
 
 from factortopy import __version__
 from factortopy.data.split import nested_train_subset, split_indices
+from factortopy.data.subject import data_digest
 from factortopy.fitting.checkpoint import resume_key as _resume_key
 from factortopy.fitting.config import (REFERENCE_SETTINGS, DivergedError, FitConfig, check_outputs,  # noqa: F401
                                        check_split_sizes, unknown_settings, warn_constant_columns)
@@ -55,13 +55,6 @@ class FitResult:
     heldout_r: np.ndarray | None = None
     heldout_r2: np.ndarray | None = None
     heldout_index: np.ndarray | None = None
-
-
-def _data_digest(responses: np.ndarray, coords) -> str:
-    """A short digest of the targets and coordinates (hashed in place, no concatenated copy)."""
-    h = hashlib.sha256(np.ascontiguousarray(responses).data)
-    h.update(np.ascontiguousarray(coords, dtype=np.float32).data)
-    return h.hexdigest()[:16]
 
 
 # ---- stage 1: features ---------------------------------------------------------------------------
@@ -162,24 +155,15 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
                                                          img_size=img_size), random_init)
     rank, _ = rank_world()
     main_process = rank == 0  # one process reports and writes; every process resumes
-    lock, state = None, None
-    if out and main_process:
-        from factortopy.runs.directory import claim_run_dir
+    from factortopy.runs.directory import writing_run
 
-        state, lock = claim_run_dir(out, overwrite=overwrite, resume=resume)
-    try:
-        with torch_threads(threads):
-            return _fit(subject, backbone, features, cfg, parts, out, cache_dir, data_spec,
-                        progress and main_process, resume, main_process)
-    except BaseException:
-        if lock is not None and state == "new":
-            from factortopy.runs.directory import discard_unstarted
-
-            discard_unstarted(out)  # a fit that failed before its first checkpoint leaves nothing behind
-        raise
-    finally:
-        if lock is not None:
-            lock.release()
+    # a finished run being replaced (overwrite) stays whole until the new one is finished; a failed
+    # fit leaves no replacement, and no new folder without a checkpoint to resume
+    with writing_run(out if main_process else None, overwrite, resume) as claim, torch_threads(threads):
+        result = _fit(subject, backbone, features, cfg, parts, claim.path if claim else out, cache_dir, data_spec,
+                      progress and main_process, resume, main_process)
+    result.run_dir = out
+    return result
 
 
 def _backbone_choice(backbone, features, spec_fields: dict, random_init: bool):
@@ -267,7 +251,7 @@ def _run_config(subject, data_spec, identity: dict, model, cfg: FitConfig, parts
         kind="factortopy",
         data=data_spec,
         subject=subject.name,
-        data_digest=_data_digest(responses, subject.coords),  # a resume never continues on other data
+        data_digest=data_digest(responses, subject.coords),  # a resume never continues on other data
         vertex_set=subject.extra.get("vertex_set"),
         backbone=identity,
         model=model.config(),

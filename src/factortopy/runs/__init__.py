@@ -9,6 +9,7 @@ returns the :class:`Run` of its ``kind``. Run kinds are plug-ins (entry-point gr
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -18,10 +19,10 @@ import numpy as np
 
 from factortopy.runs.columns import align_columns, column_keys, match_columns
 
-__all__ = ["CONFIG", "SELECTORS", "SCORES", "METRICS", "CHECKPOINT", "CHECKSUMS", "COMMON_FILES", "KINDS", "Run",
-           "RunConfig", "align_columns", "column_keys", "eval_files", "eval_splits", "json_ready", "match_columns",
-           "open_run", "plugin_records", "read_config", "read_json", "read_npz", "register_kind", "run_class",
-           "verify_checksum", "write_json"]
+__all__ = ["CONFIG", "SELECTORS", "SCORES", "METRICS", "CHECKPOINT", "CHECKSUMS", "COMMON_FILES", "KINDS", "RUN_FORMAT",
+           "Run", "RunConfig", "align_columns", "check_record", "column_keys", "eval_files", "eval_splits",
+           "json_ready", "match_columns", "model_digest", "open_run", "plugin_records", "read_config", "read_json",
+           "read_npz", "recorded_sums", "register_kind", "run_class", "verify_checksum", "write_json"]
 
 # ---- file names every run kind shares (the only place they are spelled) ---------------------------
 # A kind's own files are declared by its Run class (``Run.files``) in the kind's module.
@@ -34,6 +35,10 @@ CHECKPOINT = "checkpoint.pt"  # only while a fit runs: what an interrupted fit r
 #: the files every run kind writes (through :class:`factortopy.runs.writer.RunWriter`) besides
 #: config.json and checksums.json
 COMMON_FILES = (SELECTORS, SCORES, METRICS)
+#: config.json's ``run_format`` from this version on: checksums.json records every file the writer
+#: wrote, config.json included, so a run of this format without it (or without a file's entry) is
+#: an error; a run without ``run_format`` comes from before and is read unchecked, with a warning
+RUN_FORMAT = 2
 
 
 def eval_files(split: str) -> tuple[str, str]:
@@ -121,7 +126,8 @@ class RunConfig(dict):
 
 
 def read_config(run_dir: str) -> RunConfig:
-    """The run's config.json; a clear error when ``run_dir`` is not a RUN_DIR."""
+    """The run's config.json, checked against checksums.json (:func:`check_record`); a clear error
+    when ``run_dir`` is not a RUN_DIR."""
     path = os.path.join(run_dir, CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a factortopy run directory")
@@ -129,24 +135,90 @@ def read_config(run_dir: str) -> RunConfig:
     if not isinstance(config, dict) or not isinstance(config.get("kind"), str):
         raise ValueError(f"{path} is not a factortopy run config (a JSON object with a 'kind'): the file is "
                          "damaged or not ours; refit the run")
+    check_record(run_dir, config)
     return RunConfig(config, path)
 
 
 # ---- checksums -------------------------------------------------------------------------------------
+_UNCHECKED_WARNED: set = set()
+
+
+def recorded_sums(run_dir: str) -> dict | None:
+    """checksums.json of ``run_dir`` ({file name: SHA-256}), or None when there is none."""
+    path = os.path.join(run_dir, CHECKSUMS)
+    if not os.path.isfile(path):
+        return None
+    sums = read_json(path)
+    if not isinstance(sums, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in sums.items()):
+        raise ValueError(f"{path} is not a record of checksums ({{file: SHA-256}}): the file is damaged; refit the "
+                         "run (or restore the file)")
+    return sums
+
+
+def check_record(run_dir: str, config: dict) -> None:
+    """The checks every read of a run starts with. A run written by this version (``run_format``
+    >= :data:`RUN_FORMAT`) must have checksums.json recording config.json, the files every kind
+    writes and its kind's own files, and config.json must match its entry; a run from before
+    (no ``run_format``) without checksums.json is read unchecked, with a warning (once per folder)."""
+    sums = recorded_sums(run_dir)
+    current = isinstance(config.get("run_format"), int) and config["run_format"] >= RUN_FORMAT
+    where = os.path.join(run_dir, CHECKSUMS)
+    if sums is None:
+        if current:
+            raise ValueError(f"{where} is missing: a run written by this version of factortopy always records the "
+                             "checksums of its files, so this folder was changed after the fit (a file replaced or "
+                             "removed?); refit the run (or restore the file)")
+        key = os.path.abspath(run_dir)
+        if key not in _UNCHECKED_WARNED:
+            _UNCHECKED_WARNED.add(key)
+            import warnings
+
+            warnings.warn(f"{run_dir} has no {CHECKSUMS} (a run from an earlier factortopy): its files are read "
+                          "unchecked, so a damaged or substituted file goes unnoticed; refit it to record them",
+                          stacklevel=3)
+        return
+    if not current:
+        return  # an earlier version recorded its arrays (verify_checksum checks those), not its config
+    needed = [CONFIG, *COMMON_FILES]
+    try:
+        needed += list(run_class(config["kind"]).files)
+    except ValueError:
+        pass  # a kind not installed here: opening it fails anyway, naming what to install
+    missing = [n for n in needed if n not in sums]
+    if missing:
+        raise ValueError(f"{where} records no checksum of {', '.join(missing)}: a run written by this version "
+                         "records every file it wrote, so the record was changed after the fit; refit the run "
+                         "(or restore the file)")
+    verify_checksum(os.path.join(run_dir, CONFIG))
+
+
 def verify_checksum(path: str) -> None:
-    """Raise when ``path`` differs from the SHA-256 its RUN_DIR's checksums.json records (files
-    the run did not record, and runs without checksums.json, pass unchecked)."""
+    """Raise when ``path`` differs from the SHA-256 its RUN_DIR's checksums.json records (a file the
+    run did not record passes: :func:`check_record` makes sure a current run records all of its own;
+    runs from before checksums were recorded pass, with its warning)."""
     from factortopy._digest import sha256_file
 
     run_dir, name = os.path.split(os.path.abspath(path))
-    sums_path = os.path.join(run_dir, CHECKSUMS)
-    if not os.path.isfile(sums_path):
-        return
-    sums = read_json(sums_path)
-    expected = sums.get(name) if isinstance(sums, dict) else None
+    sums = recorded_sums(run_dir)
+    expected = sums.get(name) if sums is not None else None
     if expected is not None and sha256_file(path) != expected:
-        raise ValueError(f"{path} does not match the SHA-256 recorded in {sums_path}: the file is damaged "
-                         "(or was changed after the fit); refit the run (or restore the file)")
+        raise ValueError(f"{path} does not match the SHA-256 recorded in {os.path.join(run_dir, CHECKSUMS)}: the "
+                         "file is damaged (or was changed after the fit); refit the run (or restore the file)")
+
+
+def model_digest(run_dir: str, files) -> str:
+    """SHA-256 over the files ``files`` of the run in ``run_dir`` (a kind's own files: its fitted
+    model), from checksums.json where it records them (each file is checked against it when read),
+    else from the files. An evaluation records it (``eval_<split>``'s ``model_digest``): its results
+    belong to that model, and a folder refitted since (``fit --overwrite``) no longer shows them."""
+    from factortopy._digest import sha256_file
+
+    sums = recorded_sums(run_dir) or {}
+    h = hashlib.sha256()
+    for name in sorted(files):
+        path = os.path.join(run_dir, name)
+        h.update(f"{name}:{sums.get(name) or (sha256_file(path) if os.path.isfile(path) else '-')}\n".encode())
+    return h.hexdigest()
 
 
 def read_npz(path) -> dict:
@@ -226,8 +298,35 @@ class Run:
         from factortopy.runs.maps import read_maps_file, scored_files
 
         path = os.fspath(path)
-        return read_maps_file(os.path.join(path, SELECTORS), scored=scored_files(path), path=path,
-                              **cls.describe(path, config))
+        scored = scored_files(path, model_digest(path, cls.model_files()))  # evaluations of this model only
+        return read_maps_file(os.path.join(path, SELECTORS), scored=scored, path=path, **cls.describe(path, config))
+
+    @classmethod
+    def model_files(cls) -> tuple[str, ...]:
+        """The files that hold the fitted model: the kind's own files (or, for a kind without any,
+        the selectors)."""
+        return tuple(cls.files) or (SELECTORS,)
+
+    @property
+    def model_digest(self) -> str:
+        """:func:`model_digest` of this run: what an evaluation of it scored."""
+        return model_digest(self.path, self.model_files())
+
+    def check_data(self, subject, what: str = "") -> None:
+        """Raise when ``subject`` (loaded from the run's recorded data spec) is not the data the run
+        was fitted on: its responses and coordinates differ from the recorded ``data_digest``
+        (the folder at the recorded path was replaced or changed). Runs without a digest pass."""
+        recorded = self.config.get("data_digest")
+        if not isinstance(recorded, str):
+            return
+        from factortopy.data.subject import data_digest
+
+        found = data_digest(subject.responses, subject.coords)
+        if found != recorded:
+            raise ValueError(f"{what or self.path}: the data at {self.config.get('data')} are not the data this run "
+                             f"was fitted on (their responses and coordinates have digest {found}, the run recorded "
+                             f"{recorded}): the folder was replaced or changed since the fit. Restore it, or pass "
+                             "--data (data=) to score the run on other data deliberately")
 
     def scores(self) -> dict:
         """Validation scores saved by the fit: ``vertex``, ``hemi``, ``r``, ``r2`` (N,)."""

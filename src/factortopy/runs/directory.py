@@ -3,19 +3,30 @@ never let two writers share one.
 
 States of ``--out``: absent or empty (new run); an interrupted fit (``checkpoint.pt``, no
 ``config.json``: resumed by the same settings); a finished run (``config.json``: refused unless
-``overwrite``, which removes every file the old run wrote, evaluations included); anything else
-(a folder of the user's own files): refused.
+``overwrite``); anything else (a folder of the user's own files): refused.
+
+A finished run is replaced only by a finished one: with ``overwrite`` the new run is written aside,
+in ``out/.factortopy-next`` (:data:`NEXT`), while the old one stays whole; when the new run is
+finished, :meth:`RunDirClaim.finish` removes every file the old run wrote (its evaluations
+included) and moves the new files in, config.json last. A fit that fails (a typo in ``--layers``,
+a diverging ``--lr``, an interrupt) leaves the old run as it was and no replacement behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
+from dataclasses import dataclass
 
 from factortopy._files import is_temporary
 from factortopy.runs import CHECKPOINT, CHECKSUMS, COMMON_FILES, CONFIG, read_json
 from factortopy.runs.writer import recorded_files
 
 LOCK = ".factortopy.lock"
+#: where a run that replaces a finished one is written until it is finished (inside ``out``: the
+#: same file system, so the files move in by rename; under ``out``'s lock)
+NEXT = ".factortopy-next"
 #: files any run may hold whatever its kind (evaluations matched by prefix); a kind's own files are
 #: those its writer recorded in checksums.json, or that its Run class declares
 RUN_FILES = (CONFIG, CHECKSUMS, CHECKPOINT) + COMMON_FILES
@@ -42,7 +53,15 @@ def _own_files(out: str) -> set:
 
 def _is_run_file(name: str, own=frozenset()) -> bool:
     return name in RUN_FILES or name in own or (name.startswith("eval_") and name.endswith((".npz", ".json"))) \
-        or name.endswith(".tmp") or is_temporary(name) or name == LOCK
+        or name.endswith(".tmp") or is_temporary(name) or name in (LOCK, NEXT)
+
+
+def _remove(path: str) -> None:
+    """Remove a file, a link (never its target) or a folder of ours."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
 
 
 def run_dir_state(out: str) -> str:
@@ -216,12 +235,62 @@ def take_over_lock(out: str, gone: str) -> bool:
     return not os.path.lexists(lock.path)
 
 
-def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> tuple[str, RunDirLock]:
-    """Check ``out`` can be written, create it, lock it; returns (state before, lock held).
+@dataclass
+class RunDirClaim:
+    """A RUN_DIR claimed for writing (:func:`claim_run_dir`).
 
-    Refuses a finished run (unless ``overwrite``: its files, evaluations included, are removed
-    first) and a folder of other files (always: a run never deletes what it did not write). An
-    interrupted fit is resumed, or discarded when ``overwrite`` or not ``resume``.
+    out: the RUN_DIR. state: what it held before ('new', 'interrupted' or 'finished'). lock: the
+    lock held on it. path: where the new run's files go: ``out`` itself, or, replacing a finished run,
+    ``out/.factortopy-next`` (:data:`NEXT`), so the old run stays whole until :meth:`finish`.
+    """
+
+    out: str
+    state: str
+    lock: RunDirLock
+    path: str
+
+    @property
+    def replacing(self) -> bool:
+        return self.path != self.out
+
+    def finish(self) -> None:
+        """The new run, finished in :attr:`path`, takes ``out``'s place: every file the old run wrote
+        (evaluations included) is removed, then the new files are moved in by rename, config.json
+        last. Files that are not a run's (your notes, figures) stay. No-op when written in place."""
+        if not self.replacing:
+            return
+        new = set(os.listdir(self.path))
+        if CONFIG not in new:
+            raise ValueError(f"{self.path} holds no finished run: the old run in {self.out} is kept")
+        own = _own_files(self.out)  # the old run's record, before the new checksums.json replaces it
+        for name in os.listdir(self.out):
+            if name not in new and name not in (LOCK, NEXT) and _is_run_file(name, own):
+                _remove(os.path.join(self.out, name))
+        # until config.json moves, a reader sees the old config with the new checksums: an error, never a mix
+        for name in sorted(new - {CONFIG}) + [CONFIG]:
+            os.replace(os.path.join(self.path, name), os.path.join(self.out, name))
+        os.rmdir(self.path)
+
+    def fail(self) -> None:
+        """After a failed write: a replacement is thrown away (the old run stays as it was); a new
+        folder without a checkpoint to resume is removed (:func:`discard_unstarted`)."""
+        if self.replacing:
+            if os.path.lexists(self.path):
+                _remove(self.path)
+        elif self.state == "new":
+            discard_unstarted(self.out)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> RunDirClaim:
+    """Check ``out`` can be written, create it, lock it; returns the :class:`RunDirClaim`.
+
+    Refuses a finished run (unless ``overwrite``: the new run is then written aside and replaces it
+    when finished, :meth:`RunDirClaim.finish`) and a folder of other files (always: a run never
+    deletes what it did not write). An interrupted fit is resumed, or discarded when ``overwrite`` or
+    not ``resume``.
     """
     state = run_dir_state(out)
     if state == "foreign":
@@ -232,16 +301,42 @@ def claim_run_dir(out: str, overwrite: bool = False, resume: bool = True) -> tup
                          "(overwrite=True) to replace it (its evaluation files are removed too)")
     os.makedirs(out, exist_ok=True)
     lock = RunDirLock(out).acquire()
+    path = out
     try:
-        if state == "finished" or (state == "interrupted" and (overwrite or not resume)):
+        if state == "finished":  # the old run stays until the new one is finished
+            path = os.path.join(out, NEXT)
+            if os.path.lexists(path):
+                _remove(path)  # a replacement that never finished
+            os.mkdir(path)
+        elif state == "interrupted" and (overwrite or not resume):
             own = _own_files(out)
             for name in os.listdir(out):
                 if _is_run_file(name, own) and name != LOCK:
-                    os.remove(os.path.join(out, name))
+                    _remove(os.path.join(out, name))
     except BaseException:
         lock.release()
         raise
-    return state, lock
+    return RunDirClaim(out, state, lock, path)
+
+
+@contextlib.contextmanager
+def writing_run(out: str | None, overwrite: bool = False, resume: bool = True):
+    """``with writing_run(out, overwrite) as claim:`` write the run's files into ``claim.path``
+    (:func:`claim_run_dir`); when the block ends without an error the run takes ``out``'s place
+    (:meth:`RunDirClaim.finish`), after an error nothing half-written is left
+    (:meth:`RunDirClaim.fail`), and the lock is released either way. ``out`` None: yields None."""
+    if not out:
+        yield None
+        return
+    claim = claim_run_dir(out, overwrite=overwrite, resume=resume)
+    try:
+        yield claim
+        claim.finish()
+    except BaseException:
+        claim.fail()
+        raise
+    finally:
+        claim.release()
 
 
 def discard_unstarted(out: str) -> None:
@@ -252,7 +347,7 @@ def discard_unstarted(out: str) -> None:
     own = _own_files(out)
     for name in os.listdir(out):
         if _is_run_file(name, own) and name != LOCK:
-            os.remove(os.path.join(out, name))
+            _remove(os.path.join(out, name))
     if set(os.listdir(out)) <= {LOCK}:
         try:
             os.remove(os.path.join(out, LOCK))

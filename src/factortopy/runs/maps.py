@@ -87,12 +87,28 @@ class Maps(dict):
         return f"<Maps {self.title!r}: {self.n_vertices} vertices, {', '.join(self.arrays)}>"
 
 
-def scored_files(run_dir) -> list:
+def scored_files(run_dir, model: str | None = None) -> list:
     """(path, key prefix) of a run's per-vertex score files: the fit's scores.npz as ``r`` / ``r2``,
-    each ``factortopy evaluate`` split's eval_<split>.npz as ``<split>_r``, ``<split>_r2``, ``<split>_score``."""
+    each ``factortopy evaluate`` split's eval_<split>.npz as ``<split>_r``, ``<split>_r2``, ``<split>_score``.
+    model: the run's :func:`~factortopy.runs.model_digest`; an evaluation of another model (the
+    folder was refitted since) is left out, with a warning."""
     run_dir = Path(run_dir)
     out = [(run_dir / SCORES, "")] if (run_dir / SCORES).exists() else []
-    return out + [(run_dir / eval_files(split)[0], f"{split}_") for split in eval_splits(run_dir)]
+    return out + [(run_dir / eval_files(split)[0], f"{split}_") for split in eval_splits(run_dir)
+                  if model is None or eval_is_current(run_dir / eval_files(split)[0], model)]
+
+
+def eval_is_current(path, model: str) -> bool:
+    """Whether the eval_<split>.npz at ``path`` scored the model whose digest is ``model`` (one from
+    before evaluations were keyed counts as current); warns when it did not."""
+    recorded = read_npz(path).get("model_digest")
+    if recorded is None or str(recorded) == model:
+        return True
+    import warnings
+
+    warnings.warn(f"{path} scored another model than the one now in its folder (it was refitted since): its "
+                  "scores are left out; run factortopy evaluate again", stacklevel=3)
+    return False
 
 
 def read_maps_file(npz, title: str | None = None, grid: int | None = None, kind: str | None = None,

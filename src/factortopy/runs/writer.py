@@ -1,11 +1,12 @@
 """Writing a RUN_DIR: the one place a file enters a run folder.
 
-:func:`write_run_file` puts one file into a folder: written under a temporary name beside it and
-renamed into place (never a half-written file under the real name), with the permissions of an
-ordinary new file (``0o666`` less the umask, whatever the library that wrote it chose: safetensors
-writes 0600, so a lab-mate could not read a shared run). Every writer of a run folder goes through
-it: :class:`RunWriter` for a run's own files, ``factortopy evaluate`` for its ``eval_<split>``
-files.
+:func:`write_run_file` puts one file into a folder through :func:`factortopy._files.replace_file`:
+written under a new temporary name beside it and renamed over the destination (never a half-written
+file under the real name, never written through an existing file or link), with the permissions of
+an ordinary new file (``0o666`` less the umask, whatever the library that wrote it chose:
+safetensors writes 0600, so a lab-mate could not read a shared run). Every writer of a run folder
+goes through it: :class:`RunWriter` for a run's own files, ``factortopy evaluate`` for its
+``eval_<split>`` files, the checkpoint.
 
 :class:`RunWriter` writes a finished run of one kind (a :class:`~factortopy.runs.Run` subclass):
 
@@ -13,7 +14,9 @@ files.
   class's ``files``), and :meth:`RunWriter.finish` refuses to finish while one is missing;
 - it records every file's SHA-256 in ``checksums.json`` as it goes (rewritten after each file), so
   the record always names what the writer put in the folder (``--overwrite`` removes exactly
-  those) and readers verify them (:func:`~factortopy.runs.verify_checksum`);
+  those) and readers verify them (:func:`~factortopy.runs.verify_checksum`); config.json's own
+  SHA-256 is recorded before config.json is written, and config.json says ``run_format``
+  (:data:`~factortopy.runs.RUN_FORMAT`): a run of this format without its checksums is an error;
 - metrics name their one headline key (``metrics["headline"]``, a key of the metrics);
 - :meth:`RunWriter.finish` records the data spec with its paths made absolute (the run is
   evaluated from any working directory) and writes ``config.json`` LAST: a folder with it is a
@@ -21,43 +24,26 @@ files.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Callable
 
 import numpy as np
 
-from factortopy.runs import CHECKSUMS, COMMON_FILES, CONFIG, METRICS, json_ready, read_json
+from factortopy.runs import CHECKSUMS, COMMON_FILES, CONFIG, METRICS, RUN_FORMAT, json_ready, read_json
 
-__all__ = ["RunWriter", "file_mode", "write_run_file", "write_run_json", "write_run_npz"]
-
-
-def file_mode() -> int:
-    """The mode a new file gets from ``open()`` here: 0o666 less the process's umask."""
-    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
+__all__ = ["RunWriter", "write_run_file", "write_run_json", "write_run_npz"]
 
 
 def write_run_file(folder: str, name: str, write: Callable[[str], None]) -> str:
-    """Write ``folder/name`` through ``write(temporary_path)`` and rename it into place.
+    """Write ``folder/name`` through ``write(temporary_path)`` and rename it over ``folder/name``
+    (:func:`factortopy._files.replace_file`: a new temporary name, never an existing file or link;
+    the umask's mode). A failed write leaves no temporary file and the previous file, if any,
+    unchanged. Returns the final path."""
+    from factortopy._files import replace_file
 
-    The file gets the mode of an ordinary new file (:func:`file_mode`); a failed write leaves no
-    temporary file and the previous file, if any, unchanged. Returns the final path.
-    """
-    path = os.path.join(folder, name)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        write(tmp)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return replace_file(os.path.join(folder, name), write, by_path=True)
 
 
 def _write_npz(arrays: dict) -> Callable[[str], None]:
@@ -69,7 +55,7 @@ def _write_npz(arrays: dict) -> Callable[[str], None]:
 
 def _write_text(text: str) -> Callable[[str], None]:
     def write(tmp):
-        with open(tmp, "w") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
     return write
 
@@ -153,7 +139,7 @@ class RunWriter:
         missing = [n for n in self.files if n not in self.sums]
         if missing:
             raise ValueError(f"a {self.kind!r} run needs {', '.join(missing)} before its config.json is written")
-        config = dict(config, kind=self.kind)
+        config = dict(config, kind=self.kind, run_format=RUN_FORMAT)
         if isinstance(config.get("data"), str):
             from factortopy.data import absolute_spec
 
@@ -161,7 +147,12 @@ class RunWriter:
         plugins = used_plugins(self.kind, config.get("data"))
         if plugins:
             config["plugins"] = plugins
-        write_run_file(self.out, CONFIG, _write_text(json_text(config)))
+        text = json_text(config)
+        # config.json's digest is recorded before it is written: a folder with a config is finished
+        # and checked in full, the config included (an edited mean, data spec or backbone is caught)
+        self.sums[CONFIG] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        write_run_file(self.out, CHECKSUMS, _write_text(json_text(self.sums)))
+        write_run_file(self.out, CONFIG, _write_text(text))
         return config
 
 

@@ -83,16 +83,18 @@ def roi_labels(masks: dict, n: int, scheme=None, overlap: str = "earliest") -> n
 def noise_scores(run_dir: str, subject) -> dict | None:
     """Per-vertex Algonauts score (% of the noise ceiling) of the run on its held-out images (or,
     without any, its early-stopping images): {'vertex', 'hemi', 'score'}, when the subject carries
-    a noise ceiling; else None. Evaluates the run once (``eval_<split>.npz`` is reused)."""
+    a noise ceiling; else None. Evaluates the run once (``eval_<split>.npz`` is reused while it
+    scored the model now in the folder)."""
     from factortopy.evaluation.run import evaluate_run
     from factortopy.runs import eval_files, open_run, read_npz
+    from factortopy.runs.maps import eval_is_current
 
     if subject.extra.get("noise_ceiling") is None and subject.extra.get("ncsnr") is None:
         return None
     run = open_run(run_dir)
     split = "heldout" if (run.config.get("split") or {}).get("heldout_image_ids") else "val"
     done = os.path.join(run_dir, eval_files(split)[0])
-    res = read_npz(done) if os.path.isfile(done) else None
+    res = read_npz(done) if os.path.isfile(done) and eval_is_current(done, run.model_digest) else None
     if res is None or "score" not in res:
         res = evaluate_run(run_dir, split=split, subject=subject)
     return {k: res[k] for k in ("vertex", "hemi", "score")} if "score" in res else None
