@@ -317,7 +317,6 @@ def test_data_replaced_at_the_recorded_path_is_an_error_naming_what_differs(run_
     import shutil
 
     from factortopy.cli import main
-    from factortopy.datasets.fixtures import write_fake_algonauts
 
     data = tmp_path / "data" / "subj01"
     shutil.copytree(subject_dir, data)
@@ -331,8 +330,9 @@ def test_data_replaced_at_the_recorded_path_is_an_error_naming_what_differs(run_
     (run / "checksums.json").write_text(json.dumps(sums))
     assert main(["evaluate", str(run), "--no-write"]) == 0
     capsys.readouterr()
-    shutil.rmtree(data)  # another subject in its place: same layout, same columns, other responses
-    write_fake_algonauts(str(tmp_path / "data"), n_train=30, n_test=6, seed=7)
+    for h in ("lh", "rh"):  # another subject's responses to the same images in its place (NSD's shared images)
+        fmri = data / "training_split" / "training_fmri" / f"{h}_training_fmri.npy"
+        np.save(fmri, np.random.default_rng(7).permutation(np.load(fmri), axis=0))
     assert main(["evaluate", str(run), "--no-write"]) == 2
     err = capsys.readouterr().err
     assert "are not the data this run was fitted on" in err and config["data_digest"] in err and "--data" in err
