@@ -164,7 +164,7 @@ def write_algonauts_subject(folder: str, images, responses: np.ndarray, vertex, 
         os.makedirs(d, exist_ok=True)
     for i, img in enumerate(images):  # NSD ids ascend with the 1-based running number
         replace_file(os.path.join(img_dir, f"train-{i + 1:04d}_nsd-{start_nsd_id + 3 * i:05d}.png"),
-                     lambda f: Image.fromarray(img).save(f, format="PNG"), durable=False)
+                     lambda f: Image.fromarray(img).save(f, format="PNG"))
     for h in ("lh", "rh"):
         cols = hemi == h
         mask = np.zeros(163842, dtype=np.int64)
