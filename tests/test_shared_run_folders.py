@@ -113,6 +113,21 @@ def test_planted_links_in_a_shared_feature_cache_are_not_written_through(tmp_pat
     assert path.is_file() and not path.is_symlink()
 
 
+def test_a_sweep_log_is_a_fresh_file_never_written_through_a_planted_link(tmp_path):
+    """A job's log is streamed as it runs (it cannot be written whole): whatever is at its name is
+    removed first and the file created exclusively (_files.open_fresh)."""
+    from factortopy.fitting.distributed import run_sweep
+
+    logs, victim = tmp_path / "logs", tmp_path / "victim"
+    logs.mkdir()
+    victim.write_text("precious")
+    (logs / "job_0.log").symlink_to(victim)
+    assert run_sweep([[sys.executable, "-c", "print('from the job')"]], gpus=[0], log_dir=str(logs),
+                     verbose=False) == [0]
+    assert victim.read_text() == "precious" and not (logs / "job_0.log").is_symlink()
+    assert "from the job" in (logs / "job_0.log").read_text()
+
+
 FIT = dict(backbone="resnet18", random_init=True, img_size=32, layers=["layer1", "layer2"], epochs=1,
            batch_size=16, dim=4, hidden=8, patience=None, val_fraction=0.2, heldout_fraction=0.2, progress=False)
 
