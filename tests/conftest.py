@@ -55,3 +55,98 @@ def subject_dir(tmp_path_factory):
     from factortopy.datasets.fixtures import write_fake_algonauts
 
     return write_fake_algonauts(str(tmp_path_factory.mktemp("alg")), n_train=30, n_test=6)["path"]
+
+
+# ---- read-only places, as a user meets them (issue 22) ----------------------------------------------
+_CAP_DAC_OVERRIDE = 1  # linux/capability.h: root bypasses file modes with it
+
+
+def _capabilities():
+    """(libc, header, data) of this thread's capabilities (Linux capget), or None."""
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        return None
+    return libc, header, data
+
+
+@pytest.fixture
+def read_only():
+    """``with read_only(folder, ...):`` the folders cannot be written by this process, as for a
+    user: their modes lose every write bit, and when the tests run as root (CI does; a mode stops
+    no write of root's) this thread also drops CAP_DAC_OVERRIDE from its effective capabilities,
+    so the kernel applies the modes to root as to anyone (a real EACCES from the real write, no
+    patched function). Modes and capabilities are restored after."""
+    import contextlib
+    import ctypes
+    import stat
+
+    @contextlib.contextmanager
+    def refuse_writes(*folders):
+        modes = {f: stat.S_IMODE(os.stat(f).st_mode) for f in map(str, folders)}
+        caps = None
+        if os.geteuid() == 0:
+            caps = _capabilities()
+            if caps is None:
+                pytest.skip("running as root without Linux capabilities: a read-only folder cannot be made")
+        for f, mode in modes.items():
+            os.chmod(f, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+        saved = None
+        try:
+            if caps is not None:
+                libc, header, data = caps
+                saved = data[0].effective
+                data[0].effective &= ~(1 << _CAP_DAC_OVERRIDE)
+                if libc.capset(ctypes.byref(header), data) != 0:
+                    saved = None
+                    pytest.skip(f"cannot drop CAP_DAC_OVERRIDE (errno {ctypes.get_errno()})")
+            probe = os.path.join(str(folders[0]), ".write-probe")
+            with pytest.raises(PermissionError):  # the place really refuses a write
+                open(probe, "w").close()
+            yield
+        finally:
+            if saved is not None:
+                libc, header, data = caps
+                data[0].effective = saved
+                assert libc.capset(ctypes.byref(header), data) == 0, "could not restore CAP_DAC_OVERRIDE"
+            for f, mode in modes.items():
+                os.chmod(f, mode)
+
+    return refuse_writes
+
+
+@pytest.fixture
+def hdf5_disk_full_at(monkeypatch):
+    """``hdf5_disk_full_at(n)``: the n-th write of HDF5 data (a feature-cache batch's tokens or
+    CRCs) raises ENOSPC, as on a full disk; ``monkeypatch.undo()`` gives the disk back."""
+    import errno
+
+    import h5py
+
+    real = h5py.Dataset.__setitem__
+
+    def arm(n: int) -> None:
+        seen = {"n": 0}
+
+        def full_disk(self, key, value):
+            seen["n"] += 1
+            if seen["n"] == n:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(self, key, value)
+
+        monkeypatch.setattr(h5py.Dataset, "__setitem__", full_disk)
+
+    return arm

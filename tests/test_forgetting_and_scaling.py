@@ -180,6 +180,7 @@ def test_study_file_forms_of_the_fine_tuning_and_scaling_sections(tmp_path):
 
     (tmp_path / "w.pt").write_bytes(b"x")
     os.makedirs(tmp_path / "labelled")
+    os.makedirs(tmp_path / "probe")  # the folders a study file names must exist (checked at load, issue 22)
     base = {"subjects": [{"name": "s", "data": "algonauts:/nowhere/subj01"}],
             "backbones": [{"label": "A", "name": "resnet18", "random_init": True},
                           {"label": "B", "name": "resnet10t", "random_init": True, "pretraining_images": 1000}]}

@@ -2,7 +2,6 @@
 and the test here that proves it): locks, failed and diverged fits, bad settings, damaged files,
 the feature cache under two writers, garbled bytes and a full disk, chunked evaluation, portable
 data specs, ``$`` in titles."""
-import errno
 import json
 import os
 import socket
@@ -405,22 +404,11 @@ def test_garbled_bytes_in_a_complete_cache_are_detected_and_rebuilt(tmp_path, im
     torch.testing.assert_close(read_cache(path).tokens, ref.tokens)
 
 
-def test_disk_full_names_the_path_and_a_rerun_completes(tmp_path, images, cnn, monkeypatch):
-    import h5py
-
+def test_disk_full_names_the_path_and_a_rerun_completes(tmp_path, images, cnn, monkeypatch, hdf5_disk_full_at):
     from factortopy.features.cache import load_or_extract
     from factortopy.features.extract import extract_features
 
-    real = h5py.Dataset.__setitem__
-    seen = {"n": 0}
-
-    def full_disk(self, key, value):
-        seen["n"] += 1
-        if seen["n"] == 3:  # the second batch's tokens
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, key, value)
-
-    monkeypatch.setattr(h5py.Dataset, "__setitem__", full_disk)
+    hdf5_disk_full_at(3)  # the second batch's tokens
     with pytest.raises(OSError, match=r"feature cache .*partial\.h5 \(the disk is full\).*--cache-dir"):
         load_or_extract(cnn, images, tmp_path, "set", grid=2, batch_size=4, progress=False)
     monkeypatch.undo()

@@ -4,6 +4,7 @@ in-process study's summary, a job killed hard resumes its fit from the checkpoin
 the sbatch script; the settings and the study file's [launcher] section are checked."""
 import json
 import os
+import re
 import stat
 import sys
 
@@ -153,7 +154,8 @@ for job in sys.argv[sys.argv.index("-j") + 1].split(","):
         os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
 
 
-def test_slurm_options_reach_sbatch_and_a_running_job_is_never_submitted_twice(subject_dir, tmp_path, monkeypatch):
+def test_slurm_options_reach_sbatch_and_a_running_job_is_never_submitted_twice(subject_dir, tmp_path, monkeypatch,
+                                                                                capsys):
     import factortopy.study
     import factortopy.study.launch as launch
     from factortopy.cli import main
@@ -187,9 +189,11 @@ account = "lab"
 """)
     out = str(tmp_path / "out")
     # the command's options go over the file's; the (fake) job fails, and the study says which and where
-    with pytest.raises(RuntimeError, match=r"did not finish: random a on subj01 \(job 4711.*log "):
-        main(["study", str(toml), "--out", out, "--quiet", "--no-figures", "--device", "cuda", "--qos", "high",
-              "--gpus-per-job", "1", "--cpus-per-job", "4"])
+    # (one line, exit code 2: the command's error path, issue 22)
+    assert main(["study", str(toml), "--out", out, "--quiet", "--no-figures", "--device", "cuda", "--qos", "high",
+                 "--gpus-per-job", "1", "--cpus-per-job", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(r"did not finish: random a on subj01 \(job 4711.*log ", err), err
     with open(os.path.join(bin_dir, "submitted_0.sh")) as f:
         script = f.read()
     for line in ("#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --mem=8G", "#SBATCH --account=lab",

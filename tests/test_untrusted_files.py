@@ -79,9 +79,10 @@ def test_hostile_checkpoint_is_a_clear_error_not_a_restart(subject_dir, tmp_path
     out = tmp_path / "interrupted"
     out.mkdir()
     torch.save({"resume_key": "x", "model": Payload(marker), "epoch": 1}, out / "checkpoint.pt")
-    with pytest.raises(ValueError, match="checkpoint.pt cannot be read"):
+    with pytest.raises(ValueError, match="checkpoint.pt cannot be read.*holds Python objects") as err:
         fit(load_algonauts(subject_dir), out=str(out), **FIT)
     assert (out / "checkpoint.pt").exists() and not (out / "config.json").exists()  # nothing restarted
+    assert "weights_only" not in str(err.value)  # torch's text went on to advise weights_only=False (issue 22)
 
 
 def test_hostile_weights_file_is_refused(tmp_path, marker):
@@ -89,8 +90,9 @@ def test_hostile_weights_file_is_refused(tmp_path, marker):
 
     path = tmp_path / "weights.pth"
     torch.save({"conv1.weight": Payload(marker)}, path)
-    with pytest.raises(ValueError, match="weights_only"):
+    with pytest.raises(ValueError, match="holds Python objects .* never unpickled") as err:
         load_backbone("resnet18", weights=str(path), img_size=32)
+    assert "weights_only" not in str(err.value)  # never torch's advice to set weights_only=False (issue 22)
 
 
 def test_hostile_weights_through_the_command_line(subject_dir, tmp_path, marker, capsys):

@@ -19,7 +19,13 @@ half-written file under the real name). Helpers for the formats the library writ
 writer that takes a file object or (``by_path=True``: h5py, nibabel) a path; :func:`open_fresh`
 for a stream (a log) that cannot be written whole.
 
-This module sits at the bottom of the layering (no factortopy imports): every package may use it.
+A write that fails (a full disk, a read-only folder) is an ``OSError`` naming the destination and
+what to do, its errno kept (:func:`factortopy._destination.write_failed`); torch's and
+safetensors' own reports of a failed write (``RuntimeError: [enforce fail at inline_container.cc
+...]``, ``SafetensorError``) are turned back into the ``OSError`` under them.
+
+This module sits near the bottom of the layering (its one factortopy import is ``_destination``,
+what to say about a failed write): every package may use it.
 """
 from __future__ import annotations
 
@@ -28,8 +34,9 @@ import os
 import secrets
 from typing import Callable
 
-__all__ = ["TMP_SUFFIX", "file_mode", "is_temporary", "open_fresh", "replace_file", "replacing", "write_bytes",
-           "write_figure", "write_npy", "write_npz", "write_safetensors", "write_text", "write_torch"]
+__all__ = ["TMP_SUFFIX", "file_mode", "is_temporary", "open_fresh", "replace_file", "replacing", "save_safetensors",
+           "save_torch", "write_bytes", "write_figure", "write_npy", "write_npz", "write_safetensors", "write_text",
+           "write_torch"]
 
 #: every temporary name ends with this (a folder's leftovers of a killed write are recognisable)
 TMP_SUFFIX = ".tmp"
@@ -90,6 +97,16 @@ def _put_in_place(tmp: str, path: str, durable: bool) -> None:
         _fsync_folder(os.path.dirname(os.path.abspath(path)))
 
 
+def _named(err: OSError, path: str, tmp: str | None = None) -> OSError:
+    """The OSError of a failed write into ``path``, naming it (not its temporary) and what to do;
+    an error naming another file (a source being read) is left as it is."""
+    from factortopy._destination import write_failed
+
+    if err.filename and os.path.abspath(os.fspath(err.filename)) not in (os.path.abspath(path), tmp):
+        return err
+    return write_failed(err, path)
+
+
 @contextlib.contextmanager
 def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str | None = None,
               durable: bool = True):
@@ -99,7 +116,10 @@ def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str 
     if mode not in ("wb", "w"):
         raise ValueError(f"replacing() writes a new file: mode 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
-    fd, tmp = _create_temporary(path)
+    try:
+        fd, tmp = _create_temporary(path)
+    except OSError as err:
+        raise _named(err, path) from None
     try:
         if mode == "w":
             f = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
@@ -111,8 +131,10 @@ def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str 
             if durable:
                 os.fsync(f.fileno())
         _put_in_place(tmp, path, durable)
-    except BaseException:
+    except BaseException as err:
         _discard(tmp)
+        if isinstance(err, OSError):
+            raise _named(err, path, tmp) from None
         raise
 
 
@@ -128,7 +150,10 @@ def replace_file(path, write: Callable, by_path: bool = False, durable: bool = T
         with replacing(path, "wb", durable=durable) as f:
             write(f)
         return path
-    fd, tmp = _create_temporary(path, suffix=os.path.splitext(path)[1])
+    try:
+        fd, tmp = _create_temporary(path, suffix=os.path.splitext(path)[1])
+    except OSError as err:
+        raise _named(err, path) from None
     os.close(fd)
     try:
         write(tmp)
@@ -139,8 +164,10 @@ def replace_file(path, write: Callable, by_path: bool = False, durable: bool = T
             finally:
                 os.close(fd)
         _put_in_place(tmp, path, durable)
-    except BaseException:
+    except BaseException as err:
         _discard(tmp)
+        if isinstance(err, OSError):
+            raise _named(err, path, tmp) from None
         raise
     return path
 
@@ -182,12 +209,26 @@ def _refuse_objects(arrays: dict, path) -> None:
                             "(they are read back without unpickling)")
 
 
-def write_safetensors(path, tensors: dict, metadata: dict | None = None, durable: bool = True) -> str:
-    """A safetensors file of ``tensors`` (torch tensors, made contiguous) at ``path``."""
+def save_safetensors(tensors: dict, path, metadata: dict | None = None) -> None:
+    """safetensors' ``save_file`` (tensors made contiguous), a failed write raised as the OSError
+    under safetensors' own ``SafetensorError`` (which names only the OS error)."""
+    import re
+
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
-    return replace_file(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), by_path=True, durable=durable)
+    try:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, path, metadata=metadata)
+    except SafetensorError as err:
+        code = re.search(r"os error (\d+)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), str(err)) from None
+
+
+def write_safetensors(path, tensors: dict, metadata: dict | None = None, durable: bool = True) -> str:
+    """A safetensors file of ``tensors`` (torch tensors, made contiguous) at ``path``."""
+    return replace_file(path, lambda tmp: save_safetensors(tensors, tmp, metadata), by_path=True, durable=durable)
 
 
 def write_figure(path, fig, **savefig) -> str:
@@ -195,11 +236,44 @@ def write_figure(path, fig, **savefig) -> str:
     return replace_file(path, lambda tmp: fig.savefig(tmp, **savefig), by_path=True)
 
 
-def write_torch(path, obj, durable: bool = True) -> str:
-    """``torch.save(obj)`` at ``path`` (read back with ``torch.load(weights_only=True)``)."""
+class _Sink:
+    """A file torch.save writes through, keeping the OSError of a failed write: torch reports it as
+    ``RuntimeError: [enforce fail at inline_container.cc ...]``, without the errno that says why."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data):
+        try:
+            return self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self):
+        self.f.flush()
+
+
+def save_torch(obj, f) -> None:
+    """``torch.save(obj, f)`` into a binary file object or a path, a failed write raised as the
+    OSError it is (a full disk, a file-size limit), not torch's RuntimeError."""
     import torch
 
-    return replace_file(path, lambda f: torch.save(obj, f), durable=durable)
+    if not hasattr(f, "write"):
+        with open(f, "wb") as opened:
+            return save_torch(obj, opened)
+    sink = _Sink(f)
+    try:
+        torch.save(obj, sink)
+    except RuntimeError:
+        if sink.error is None:
+            raise  # not a write that failed
+        raise sink.error from None
+
+
+def write_torch(path, obj, durable: bool = True) -> str:
+    """``torch.save(obj)`` at ``path`` (read back with ``torch.load(weights_only=True)``)."""
+    return replace_file(path, lambda f: save_torch(obj, f), durable=durable)
 
 
 def open_fresh(path, mode: str = "w", encoding: str = "utf-8"):

@@ -13,8 +13,15 @@ backbone rebuilt for evaluation can never differ silently from the one a run was
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
+
+#: the largest input size accepted (pixels per side): the tokens are resized to an 8 x 8 grid anyway,
+#: the usual pretrained backbones take 224 to 518 px, and one 2048 x 2048 image already takes
+#: gigabytes of activations in a ViT (16,384 patch tokens); beyond it a fit only runs out of memory
+MAX_IMG_SIZE = 2048
+_EXAMPLE = {"mean": "0.485,0.456,0.406", "std": "0.229,0.224,0.225"}
 
 #: the spec fields a user sets; everything else in an identity is resolved by building
 _JSON_SCALARS = (str, int, float, bool, type(None))
@@ -100,13 +107,23 @@ class BackboneSpec:
         for key in ("mean", "std"):
             value = getattr(self, key)
             if value is not None:
-                value = tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value] * 3))
+                try:
+                    value = tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value] * 3))
+                except (TypeError, ValueError):
+                    raise ValueError(f"{key} (--{key}) needs three numbers, one per RGB channel, e.g. "
+                                     f"{_EXAMPLE[key]}; got {getattr(self, key)!r}") from None
                 if len(value) != 3:
-                    raise ValueError(f"{key} needs one value per RGB channel (3), got {len(value)}")
+                    raise ValueError(f"{key} (--{key}) needs one value per RGB channel (3), got {len(value)}")
+                # the pixels are (x - mean) / std: a non-finite value or a std of 0 makes every token NaN/inf
+                if not all(math.isfinite(v) for v in value) or (key == "std" and min(value) <= 0):
+                    raise ValueError(f"{key} (--{key}) must be finite numbers{' > 0' if key == 'std' else ''}, "
+                                     f"one per RGB channel (e.g. {_EXAMPLE[key]}); got {list(value)}")
                 object.__setattr__(self, key, value)
         if self.img_size is not None:
-            if int(self.img_size) != self.img_size or int(self.img_size) < 1:
-                raise ValueError(f"img_size must be a positive number of pixels, got {self.img_size!r}")
+            if isinstance(self.img_size, bool) or not isinstance(self.img_size, (int, float)) or \
+                    int(self.img_size) != self.img_size or not 1 <= int(self.img_size) <= MAX_IMG_SIZE:
+                raise ValueError(f"img_size (--img-size) must be a whole number of pixels from 1 to {MAX_IMG_SIZE}, "
+                                 f"got {self.img_size!r}")
             object.__setattr__(self, "img_size", int(self.img_size))
         if self.remap not in ("auto", "position", "none"):
             raise ValueError(f"remap must be 'auto', 'position' or 'none', not {self.remap!r}")

@@ -5,7 +5,7 @@ import difflib
 import os
 
 from factortopy.backbones.hook_backbone import IMAGENET_MEAN, IMAGENET_STD, HookBackbone
-from factortopy.backbones.weights import hub_offline, load_weights_file
+from factortopy.backbones.weights import WeightsNotAvailable, hub_offline, load_weights_file
 
 
 def default_layers(model) -> tuple[list[str], object]:
@@ -38,7 +38,7 @@ def check_cached(weights_enum) -> None:
 
     path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights_enum.url))
     if not os.path.isfile(path) and hub_offline():
-        raise RuntimeError(
+        raise WeightsNotAvailable(
             f"torchvision weights {weights_enum} are not in the torch hub cache ({path}) and "
             "HF_HUB_OFFLINE is set; pass a local file with weights=PATH (--weights FILE) instead"
         )

@@ -35,6 +35,23 @@ def hub_load_error(what: str, err: Exception, fetch: str | None = None) -> Weigh
                         "(--random-init) for a random network.")
 
 
+def torch_load_failure(err: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in words of ours: torch's own text goes
+    on to suggest ``weights_only=False``, which would run whatever code the file holds, so only
+    its line naming the refused object is kept."""
+    import re
+
+    text = str(err)
+    if "Weights only load failed" in text or type(err).__name__ == "UnpicklingError":
+        named = re.search(r"(Trying to load unsupported GLOBAL[^\n]*|WeightsUnpickler error: [^\n]*)", text)
+        what = named.group(1).replace("WeightsUnpickler error: ", "").split(" Please use")[0].strip().rstrip(".") \
+            if named else "objects torch does not load safely"
+        return (f"it holds Python objects beyond tensors and plain values ({what[:200]}); such a file is never "
+                "unpickled here, since unpickling runs the code it names")
+    first = (text.strip().splitlines() or [type(err).__name__])[0].split(". This is an internal")[0]
+    return f"it is damaged, truncated or not a torch file ({type(err).__name__}: {first[:160]})"
+
+
 def read_state_dict(path: str) -> dict:
     """{name: tensor} from a .safetensors file or a torch file (weights_only=True, never pickle code).
     Unwraps the usual checkpoint containers ('state_dict', 'model', 'module')."""
@@ -50,10 +67,8 @@ def read_state_dict(path: str) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(
-            f"could not read {path} as a torch state dict with weights_only=True ({err}); "
-            "save it with torch.save(model.state_dict(), path) or as .safetensors"
-        ) from None
+        raise ValueError(f"could not read {path} as a torch state dict: {torch_load_failure(err)}; save the weights "
+                         "with torch.save(model.state_dict(), path) or as .safetensors") from None
     for key in ("state_dict", "model", "module"):  # common checkpoint wrappers
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]

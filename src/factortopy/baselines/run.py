@@ -55,8 +55,16 @@ def fit_ridge_baseline(subject, backbone, layers=None, weights: str | None = Non
     and is scored on the same held-out images. out: a RUN_DIR to write.
     """
     from factortopy.backbones.spec import as_spec, backbone_identity
+    from factortopy.evaluation.metrics import check_scored_images
 
     t0 = time.time()
+    # the images scored: the held-out ones, or without them the validation ones; by the rule every
+    # score follows (refused under 3 images, a warning under 20), before the backbone is built
+    parts = split_indices(subject.n_images, val_fraction, heldout_fraction, seed)
+    name, option = ("held-out", "--heldout-fraction") if heldout_fraction > 0 else ("validation", "--val-fraction")
+    fraction = heldout_fraction if heldout_fraction > 0 else val_fraction
+    check_scored_images(len(parts["heldout" if heldout_fraction > 0 else "val"]), name, f"{option} {fraction}",
+                        "the baseline's score", f"raise {option} or use more images")
     if hasattr(backbone, "info"):
         bb = backbone
     else:

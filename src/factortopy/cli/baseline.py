@@ -37,11 +37,17 @@ def run(args) -> int:
         from factortopy.cli import UserError
 
         raise UserError("the ridge baseline needs himalaya: pip install 'factortopy[ridge]'") from None
-    alphas = tuple(float(a) for a in args.alphas.split(",")) if args.alphas else DEFAULT_ALPHAS
-    subject = load_subject(args.data)
+    from factortopy._destination import check_destination
     from factortopy.cli.options import backbone_spec
 
-    res = fit_ridge_baseline(subject, backbone=backbone_spec(args), val_fraction=args.val_fraction,
+    try:
+        alphas = tuple(float(a) for a in args.alphas.split(",")) if args.alphas else DEFAULT_ALPHAS
+    except ValueError:
+        raise ValueError(f"--alphas {args.alphas!r}: give comma-separated numbers, e.g. 1,100,10000") from None
+    spec = backbone_spec(args)  # every option checked before the data are read
+    check_destination(args.out, "--out", folder=True)
+    subject = load_subject(args.data)
+    res = fit_ridge_baseline(subject, backbone=spec, val_fraction=args.val_fraction,
                              heldout_fraction=args.heldout_fraction,
                              seed=args.seed, alphas=alphas, cv=args.cv, pool=args.pool, out=args.out,
                              data_spec=args.data, device=args.device, batch_size=args.batch_size, progress=True,

@@ -39,6 +39,14 @@ def run(args) -> int:
         return 0
     from factortopy.evaluation.run import evaluate_run
 
+    if not args.no_write:  # the scores are written into RUN_DIR: a read-only run is said now, not after the work
+        from factortopy._destination import check_destination
+
+        try:
+            check_destination(args.run_dir, "RUN_DIR", folder=True)
+        except OSError as err:
+            raise OSError(err.errno, f"{err.strerror}; pass --no-write to print the scores without saving them") \
+                from None
     res = evaluate_run(args.run_dir, data=args.data, split=args.split, device=args.device,
                        batch_size=args.batch_size, by_hemi=args.by_hemi, write=not args.no_write)
     print(f"{res['kind']} run, {args.split} split: {res['n_images']} images, {len(res['r'])} vertices")

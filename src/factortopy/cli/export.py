@@ -36,6 +36,9 @@ def run(args) -> int:
         raise FileNotFoundError(f"{args.run_dir} does not exist")
     if args.clusters < 1:
         raise ValueError("--clusters must be at least 1")
+    from factortopy._destination import check_destination
+
+    check_destination(args.out, "--out", folder=True)  # before the maps are read
     manifest = export_run(args.run_dir, args.out, maps=args.maps, formats=args.formats, resolution=args.mesh,
                           n_clusters=args.clusters, progress=True)
     n_files = sum(len(m["files"]) for m in manifest["maps"])

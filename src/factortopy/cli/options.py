@@ -4,9 +4,14 @@ from __future__ import annotations
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
     if value < 1:
-        raise ValueError(f"must be a positive number, got {text}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
 
 
@@ -29,8 +34,15 @@ def add_backbone_arguments(parser, required: bool = True) -> None:
     g.add_argument("--std", default=None, help="normalisation std per RGB channel")
 
 
-def _floats(text):
-    return None if text is None else [float(v) for v in text.split(",")]
+def _floats(text, option: str):
+    """``--mean`` / ``--std`` text -> numbers (BackboneSpec checks their count and range)."""
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: give three comma-separated numbers, one per RGB channel, e.g. "
+                         "0.5,0.5,0.5") from None
 
 
 def backbone_spec(args):
@@ -41,8 +53,8 @@ def backbone_spec(args):
         raise ValueError(f"--layers {args.layers!r} names no layer; give comma-separated names "
                          "(see `factortopy layers NAME`)")
     return BackboneSpec(name=args.backbone, layers=args.layers, weights=args.weights, pretrained=args.pretrained,
-                        random_init=bool(args.random_init), img_size=args.img_size, mean=_floats(args.mean),
-                        std=_floats(args.std))
+                        random_init=bool(args.random_init), img_size=args.img_size, mean=_floats(args.mean, "--mean"),
+                        std=_floats(args.std, "--std"))
 
 
 # ---- threads (every command) ---------------------------------------------------------------------

@@ -24,10 +24,12 @@ def image_paths(items) -> list[str]:
     """Files as given, folders expanded to their image files (sorted); a clear error for anything else."""
     import os
 
+    from factortopy.data.images import image_files
+
     paths = []
     for item in items:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_EXTS))
+            found = image_files(item, IMAGE_EXTS)
             if not found:
                 raise FileNotFoundError(f"{item} holds no image files ({', '.join(IMAGE_EXTS)})")
             paths += found
@@ -43,6 +45,7 @@ def run(args) -> int:
 
     import numpy as np
 
+    from factortopy._destination import check_destination
     from factortopy.estimator import predict
     from factortopy.runs import open_run
 
@@ -52,6 +55,9 @@ def run(args) -> int:
         raise ValueError(f"--out {args.out} exists: choose another file or pass --overwrite")
     paths = image_paths(args.images)
     run_ = open_run(args.run_dir)
+    # before anything is computed: a place that cannot take the float32 predictions (+ the image paths)
+    check_destination(args.out, "--out", need_bytes=4 * len(paths) * len(run_.vertex)
+                      + sum(len(os.path.abspath(p)) * 4 for p in paths))
     pred = predict(run_, paths, batch_size=args.batch_size, device=args.device, progress=not args.quiet)
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)

@@ -28,7 +28,7 @@ import os
 import numpy as np
 
 from factortopy.data.ceiling import ceiling_as_fraction
-from factortopy.data.images import ImageArray, ImageFiles, ImageSubset
+from factortopy.data.images import ImageArray, ImageFiles, ImageSubset, image_files
 from factortopy.data.subject import Subject
 from factortopy.surface import FSAVERAGE_N, cortical_coordinates
 
@@ -45,8 +45,7 @@ def _read_folder(path: str) -> dict:
         out.update({f"roi:{k}": v for k, v in _read_npz(os.path.join(path, "rois.npz")).items()})
     if os.path.isdir(os.path.join(path, "images")):
         folder = os.path.join(path, "images")
-        out["image_paths"] = [os.path.join(folder, f) for f in sorted(os.listdir(folder))
-                              if f.lower().endswith(IMAGE_EXTS)]
+        out["image_paths"] = image_files(folder, IMAGE_EXTS)
     elif os.path.isfile(os.path.join(path, "images.npy")):
         out["images"] = np.load(os.path.join(path, "images.npy"), mmap_mode="r")
     return out
@@ -89,10 +88,15 @@ def _hemi_codes(codes, n_vox: int, path: str) -> np.ndarray:
 
 
 def zscore_columns(x: np.ndarray) -> np.ndarray:
-    """Z-score each column over rows (ddof 0); constant columns become 0."""
+    """Z-score each column over rows (ddof 0); constant columns become 0. The statistics are taken
+    in float64, a block of columns at a time: float32 overflows on columns of values near 3e38."""
     x = np.asarray(x, dtype=np.float32)
-    std = x.std(0)
-    return ((x - x.mean(0)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    out = np.empty(x.shape, np.float32)
+    for lo in range(0, x.shape[1], 4096):
+        block = x[:, lo:lo + 4096].astype(np.float64)
+        std = block.std(0)
+        out[:, lo:lo + 4096] = (block - block.mean(0)) / np.where(std > 0, std, 1.0)
+    return out
 
 
 def _roi_masks(d: dict, n_vox: int, path: str) -> dict:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
+import zlib
 
 import numpy as np
 
@@ -50,6 +52,42 @@ def image_set_key(images) -> str:
 # ----------------------------------------------------------------------------- reading image files
 #: Pillow modes holding more than 8 bits per pixel -> bits (scaled to 8 bits, never clipped)
 WIDE_MODES = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 16}
+#: the most pixels (width x height) an image file may have; beyond it the file is refused before it
+#: is decoded. 8192 x 8192: 200 MB as RGB bytes, far above any stimulus set (NSD's are 425 x 425) and
+#: any backbone's input, and a bound on what a small file can make us allocate (a 117 kB PNG can
+#: declare 11,000 x 11,000 pixels: 363 MB as RGB, gigabytes once converted). Raise it with
+#: ``$FACTORTOPY_MAX_IMAGE_PIXELS`` (or this attribute, from Python). It replaces Pillow's warning
+#: between its limit and twice it; beyond twice ``PIL.Image.MAX_IMAGE_PIXELS`` Pillow itself
+#: refuses (179 million pixels by default), so a higher limit here needs that one raised too.
+MAX_IMAGE_PIXELS = 8192 * 8192
+MAX_PIXELS_ENV = "FACTORTOPY_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$FACTORTOPY_MAX_IMAGE_PIXELS`` when set, else :data:`MAX_IMAGE_PIXELS`."""
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return int(MAX_IMAGE_PIXELS)
+    try:
+        value = int(float(text)) if text.lower() != "inf" else -1
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"${MAX_PIXELS_ENV}={text!r}: give the most pixels (width x height) an image may have, "
+                         f"a whole number >= 1 (default {MAX_IMAGE_PIXELS})")
+    return value
+
+
+#: what Pillow raises while decoding a damaged file (a truncated JPEG or PNG: OSError; broken
+#: chunks: SyntaxError; a short header: EOFError; bad structures: struct.error / zlib.error; a
+#: ValueError of Pillow's is handled beside our own)
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, IndexError, TypeError, struct.error, zlib.error)
+
+
+def _damaged(path, err) -> ValueError:
+    why = " ".join(str(err).split()) or type(err).__name__
+    return ValueError(f"image {path} is damaged or truncated ({why}): replace the file, or remove it from the "
+                      "image set")
 
 
 def read_image(path: str) -> np.ndarray:
@@ -57,31 +95,77 @@ def read_image(path: str) -> np.ndarray:
 
     16-bit greyscale (Pillow modes ``I;16``/``I``) is scaled by its bit depth (x * 255 / 65535,
     rounded), not clipped at 255 as Pillow's ``convert('RGB')`` would; 16-bit colour PNGs are already
-    reduced to their high byte by Pillow. An image beyond Pillow's decompression-bomb limit is a
-    clear error naming the file and how to allow it.
+    reduced to their high byte by Pillow. Every failure is a ValueError naming the file and what to
+    do (docs/reliability.md): a folder, an empty file, a file Pillow cannot read, a damaged or
+    truncated one, an image of zero size, or one with more pixels than :func:`max_image_pixels`
+    (refused from its header, before anything is decoded). A missing or unreadable file stays an
+    OSError naming it.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a folder, not an image file: move it out of the image folder (or rename it)")
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise ValueError(f"image {path} is an empty file (0 bytes): replace it, or remove it from the image set")
+    limit = max_image_pixels()
+    too_many = (f"more than the limit of {limit:,}: downscale it, or if you trust the file raise "
+                f"${MAX_PIXELS_ENV}")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decides, below
+            im = Image.open(path)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...): it "
+                         "is damaged or of another kind; give image files") from None
+    except OSError as err:
+        if err.errno is not None:
+            raise  # the system's: a missing or unreadable file names itself
+        raise _damaged(path, err) from None  # Pillow's, reading the header ("Truncated File Read")
+    except Image.DecompressionBombError as err:  # beyond twice Pillow's own limit (PIL.Image.MAX_IMAGE_PIXELS)
+        raise ValueError(f"image {path}: too many pixels ({str(err).split(',')[0]}): Pillow refuses beyond twice "
+                         "PIL.Image.MAX_IMAGE_PIXELS; downscale it, or if you trust the file raise that limit (and "
+                         f"${MAX_PIXELS_ENV} where it is lower)") from None
+    with im:
+        width, height = im.size
+        if width * height > limit:  # from the header: nothing is decoded yet
+            raise ValueError(f"image {path} has {width} x {height} = {width * height:,} pixels, {too_many}")
+        if width == 0 or height == 0:
+            raise ValueError(f"image {path} has zero size ({width} x {height}): replace it, or remove it from the "
+                             "image set")
+        try:
             if im.mode in WIDE_MODES:
                 a = np.asarray(im).astype(np.int64)
                 top = (1 << WIDE_MODES[im.mode]) - 1
                 if a.size and (a.min() < 0 or a.max() > top):
-                    raise ValueError(f"{path}: Pillow mode {im.mode} holds values {a.min()}..{a.max()}, outside the "
-                                     f"{WIDE_MODES[im.mode]}-bit range 0..{top}; convert it to 8-bit RGB")
+                    raise ValueError(f"{path}: Pillow mode {im.mode} holds values {a.min()}..{a.max()}, outside "
+                                     f"the {WIDE_MODES[im.mode]}-bit range 0..{top}; convert it to 8-bit RGB")
                 grey = np.rint(a * (255.0 / top)).astype(np.uint8)
                 return np.repeat(grey[..., None], 3, axis=2)
             if im.mode == "F":
                 raise ValueError(f"{path}: floating-point images (Pillow mode F) have no fixed range; "
                                  "convert it to 8-bit RGB")
             return np.asarray(im.convert("RGB"))
-    except UnidentifiedImageError:
-        raise ValueError(f"{path} is not an image file Pillow can read (PNG, JPEG, BMP, GIF, TIFF, WebP, ...): "
-                         "give image files") from None
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"{path}: too many pixels to decode safely ({err}); if you trust the file, raise "
-                         "PIL.Image.MAX_IMAGE_PIXELS before loading, or downscale the image") from None
+        except ValueError as err:
+            if str(err).startswith(f"{path}: "):
+                raise  # ours, above
+            raise _damaged(path, err) from None
+        except _DECODE_ERRORS as err:
+            raise _damaged(path, err) from None
+
+
+def image_files(folder: str, extensions) -> list[str]:
+    """The image files of ``folder`` whose names end in one of ``extensions`` (case-insensitive),
+    sorted by name. A folder named like an image is an error naming it (never read as a file, never
+    skipped silently: the rows of a data set follow these names)."""
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(tuple(extensions)))
+    folders = [n for n in names if os.path.isdir(os.path.join(folder, n))]
+    if folders:
+        raise ValueError(f"{os.path.join(folder, folders[0])} is a folder named like an image ({len(folders)} such in "
+                         f"{folder}): move it out of the image folder (or rename it)")
+    return [os.path.join(folder, n) for n in names]
 
 
 class ImageFiles:
@@ -89,6 +173,10 @@ class ImageFiles:
 
     def __init__(self, paths):
         self.paths = [os.path.abspath(str(p)) for p in paths]
+        for p in self.paths:  # a stat each: a folder named like an image is named now, not mid-extraction
+            if os.path.isdir(p):
+                raise ValueError(f"{p} is a folder named like an image: move it out of the image folder (or "
+                                 "rename it)")
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -109,3 +109,32 @@ def score_deviations(noise_ceiling, pred=None, target=None) -> list[str]:
         if const.any():
             notes.append(f"{int(const.sum())} vertices: {SCORE_DEVIATIONS['constant']}")
     return notes
+
+
+# ---- how many images a score may rest on (fit, baseline, evaluate, study: docs/reliability.md) -------
+#: Pearson r over fewer images carries no information (1 image: undefined, 2: always +-1), so
+#: neither choosing the best epoch nor a score can rest on it
+MIN_EVAL_IMAGES = 3
+#: below this, a vertex's r has a standard error 1/sqrt(n - 3) above 0.24 (Fisher z), larger than
+#: typical visual-cortex encoding r: the epoch choice and the score are mostly noise
+WARN_EVAL_IMAGES = 20
+
+
+def check_scored_images(n: int, name: str, how: str, rests: str, fix: str, stacklevel: int = 2) -> None:
+    """The one rule for every set of images a score rests on: fewer than :data:`MIN_EVAL_IMAGES`
+    is a ValueError, fewer than :data:`WARN_EVAL_IMAGES` a warning.
+
+    name: the set ("held-out", "validation", "test"); how: how it was chosen, for the message
+    ("--heldout-fraction 0.025"); rests: what rests on it ("the held-out score", "the best epoch");
+    fix: what to do ("raise --heldout-fraction or use more images"). stacklevel: the warning's, as
+    seen from the caller (2: the caller's caller)."""
+    import math
+    import warnings
+
+    if n < MIN_EVAL_IMAGES:
+        raise ValueError(f"the {name} set has {n} image(s) ({how}); Pearson r needs at least {MIN_EVAL_IMAGES}: "
+                         f"{fix}")
+    if n < WARN_EVAL_IMAGES:
+        warnings.warn(f"the {name} set has only {n} images ({how}): per-vertex r has a standard error above "
+                      f"{1 / math.sqrt(WARN_EVAL_IMAGES - 3):.2f}, so {rests} is mostly noise; use at least "
+                      f"{WARN_EVAL_IMAGES} images", stacklevel=stacklevel + 1)

@@ -49,6 +49,8 @@ def evaluate_predictions(pred, target, noise_ceiling=None, rois=None, hemi=None)
 #: the splits a run can be scored on: its own held-out images (chose nothing), its early-stopping
 #: images (chose the best epoch: optimistic), or the data's test images
 SPLITS = ("heldout", "val", "test")
+#: how each split reads in a message ("the held-out set has ...")
+SPLIT_NAMES = {"heldout": "held-out", "val": "validation", "test": "test"}
 
 
 def _select_images(subject, config, split, explicit_data):
@@ -118,6 +120,10 @@ def evaluate_run(run_dir: str, data: str | None = None, split: str = "heldout", 
         if not data and split != "test":  # the recorded data (the test split's responses are other images)
             run.check_data(subject)
     index = _select_images(subject, config, split, explicit_data=explicit)
+    from factortopy.evaluation.metrics import check_scored_images
+
+    check_scored_images(int(index.size), SPLIT_NAMES[split], f"--split {split}", "the score",
+                        "score on more images (--split test with the data's test images, or --data)")
 
     pred = run.predict_subject(subject, image_index=index, batch_size=batch_size, device=device, progress=progress,
                                backbone=backbone)

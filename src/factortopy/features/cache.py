@@ -135,10 +135,13 @@ def _read_valid(path: Path, key_json: str, shape: tuple) -> Features | None:
 
 
 def _write_error(err: OSError, path: Path, cache_dir) -> OSError:
-    full = err.errno == errno.ENOSPC or "No space left" in str(err)
-    what = "the disk is full" if full else (err.strerror or str(err))
-    return OSError(err.errno, f"cannot write the feature cache {path} ({what}): free space in {cache_dir} "
-                   "(or choose another --cache-dir) and rerun; the extraction resumes where it stopped")
+    from factortopy._destination import NO_SPACE, write_failed
+
+    if err.errno is None and "No space left" in str(err):  # HDF5's own report of a full disk
+        err = OSError(errno.ENOSPC, str(err))
+    todo = f"free space in {cache_dir}" if err.errno in NO_SPACE else f"make {cache_dir} writable"
+    return write_failed(err, f"the feature cache {path}", f"{todo} (or choose another --cache-dir) and rerun; the "
+                        "extraction resumes where it stopped")
 
 
 @torch.no_grad()
@@ -203,9 +206,17 @@ def load_or_extract(backbone, images, cache_dir, image_key: str, grid: int = 8, 
 def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_size, device, progress,
                   cache_dir, h5py, tqdm) -> torch.Tensor:
     """Fill (or resume) the partial file; returns its tokens. Caller holds the lock."""
+    from factortopy._destination import check_destination
+
     n = shape[0]
     _unlink_if_link(partial)  # a planted link is replaced, never written through
     state, start = _state(partial, key_json, shape)
+    if state in ("absent", "rebuild"):
+        start = 0
+    # the rows still to write (float16) and their CRCs: refused now, not after an hour of extraction
+    check_destination(cache_dir, "--cache-dir", folder=True,
+                      need_bytes=(n - start) * (int(np.prod(shape[1:])) * 2 + 4))
+    reading = False
     try:
         if state == "rebuild":
             partial.unlink()
@@ -224,7 +235,9 @@ def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_
             f.attrs["n_done"] = start
             for lo in range(start, n, batch_size):
                 hi = min(lo + batch_size, n)
+                reading = True  # an OSError now is the images' (a file that cannot be read), not the cache's
                 rows = token_rows(backbone, images, lo, hi, grid, device, torch.float16).numpy()
+                reading = False
                 ds[lo:hi] = rows
                 crcs[lo:hi] = _row_crcs(rows)
                 f.flush()  # the data is on disk before the counter says so
@@ -235,5 +248,7 @@ def _extract_into(partial: Path, backbone, images, key_json, shape, grid, batch_
             tokens = torch.from_numpy(ds[...])
         bar.close()
     except OSError as err:
+        if reading:
+            raise
         raise _write_error(err, partial, cache_dir) from None
     return tokens

@@ -27,28 +27,43 @@ def resume_key(run_config: dict) -> str:
     return hashlib.sha256(json.dumps(keyed, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: what a checkpoint holds (:func:`save_checkpoint` is given these keys and more by the training loop)
+CHECKPOINT_KEYS = ("resume_key", "model", "optimizer", "generator", "epoch", "step", "history", "best")
+
+
 def load_checkpoint(path: str, device: str) -> dict:
-    """A checkpoint read without unpickling code (``weights_only``): tensors and plain types only."""
+    """A checkpoint read without unpickling code (``weights_only``): tensors and plain types only,
+    in a dict with every key of :data:`CHECKPOINT_KEYS`; anything else (a damaged file, pickled
+    objects, a list or a string) is a ValueError naming the file and what to do."""
+    from factortopy.backbones.weights import torch_load_failure
+
+    fix = "remove it to start the fit afresh, or fit with overwrite (--overwrite)"
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:
-        raise ValueError(f"{path} cannot be read as a factortopy checkpoint ({type(err).__name__}: "
-                         f"{str(err)[:200]}): remove it to start the fit afresh, or fit with overwrite "
-                         "(--overwrite)") from None
+        raise ValueError(f"{path} cannot be read as a factortopy checkpoint: {torch_load_failure(err)}; {fix}") \
+            from None
+    if not isinstance(ckpt, dict) or not set(CHECKPOINT_KEYS) <= set(ckpt):
+        what = f"a {type(ckpt).__name__}" if not isinstance(ckpt, dict) else \
+            f"a dict without {sorted(set(CHECKPOINT_KEYS) - set(ckpt))}"
+        raise ValueError(f"{path} is not a factortopy checkpoint (it holds {what}); {fix}")
+    return ckpt
 
 
 def save_checkpoint(path: str, state: dict) -> None:
     """Write the checkpoint atomically (:func:`factortopy.runs.writer.write_run_file`: a temporary
     file renamed into place); a full disk is an error naming the path, and the previous checkpoint
     stays valid."""
+    from factortopy._destination import write_failed
+    from factortopy._files import save_torch
     from factortopy.runs.writer import write_run_file
 
     folder, name = os.path.split(path)
     try:
-        write_run_file(folder, name, lambda tmp: torch.save(state, tmp))
+        write_run_file(folder, name, lambda tmp: save_torch(state, tmp))  # torch's RuntimeError: the OSError
     except OSError as err:
-        raise OSError(err.errno, f"cannot write the checkpoint {path} ({err.strerror or err}): free space "
-                      "there (or choose another --out) and rerun; the fit resumes from its last checkpoint") from None
+        raise write_failed(err, f"the checkpoint {path}", "free space there (or choose another --out) and rerun; "
+                           "the fit resumes from its last checkpoint") from None
 
 
 def resume_state(ckpt_path, resume_key: str, model, optimizer, gen, device) -> dict | None:
@@ -57,7 +72,7 @@ def resume_state(ckpt_path, resume_key: str, model, optimizer, gen, device) -> d
     if not (ckpt_path and os.path.isfile(ckpt_path)):
         return None
     ckpt = load_checkpoint(ckpt_path, device)
-    if ckpt.get("resume_key") != resume_key:
+    if ckpt["resume_key"] != resume_key:
         raise ValueError(f"{ckpt_path} belongs to an interrupted fit with other settings (backbone, data, "
                          "split or fit options differ): rerun it with the same settings to resume, choose "
                          "another --out, or pass --overwrite to discard it")

@@ -174,36 +174,55 @@ def check_fit_config(cfg) -> None:
 
 
 def check_outputs(out=None, cache_dir=None) -> None:
-    """Refuse an ``out`` or ``cache_dir`` that is an existing file, before any work."""
+    """Refuse an ``out`` or ``cache_dir`` that is an existing file, or a place this process cannot
+    write (read-only, no permission), before any work."""
+    from factortopy._destination import check_destination
+
     for option, path in (("--out", out), ("--cache-dir", cache_dir)):
         if path and os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"{option} {path} is an existing file, not a folder: choose a folder")
+        if path:
+            check_destination(path, option, folder=True)
 
 
-#: Pearson r over fewer images carries no information (1 image: undefined, 2: always +-1), so
-#: neither choosing the best epoch nor the headline score can rest on it
-MIN_EVAL_IMAGES = 3
-#: below this, a vertex's r has a standard error 1/sqrt(n - 3) above 0.24 (Fisher z), larger than
-#: typical visual-cortex encoding r: the epoch choice and the score are mostly noise
-WARN_EVAL_IMAGES = 20
+def check_split_sizes(parts: dict, cfg, option=lambda field: f"--{field.replace('_', '-')}") -> None:
+    """The validation (and held-out) set by the rule every score follows
+    (:func:`factortopy.evaluation.metrics.check_scored_images`: refused under 3 images, a warning
+    under 20; docs/reliability.md). option: how a FitConfig field is written where the user set it
+    (the command's ``--val-fraction``; a study file's ``[fit] val_fraction``)."""
+    from factortopy.evaluation.metrics import check_scored_images
 
-
-def check_split_sizes(parts: dict, cfg) -> None:
-    """Refuse a validation (or held-out) set under :data:`MIN_EVAL_IMAGES`, warn under
-    :data:`WARN_EVAL_IMAGES` (docs/reliability.md)."""
-    for role, name, option, fraction in (("val", "validation", "--val-fraction", cfg.val_fraction),
-                                         ("heldout", "held-out", "--heldout-fraction", cfg.heldout_fraction)):
-        n = len(parts[role])
+    for role, name, field in (("val", "validation", "val_fraction"), ("heldout", "held-out", "heldout_fraction")):
+        fraction = getattr(cfg, field)
         if role == "heldout" and fraction == 0:
             continue
-        if n < MIN_EVAL_IMAGES:
-            raise ValueError(f"the {name} set has {n} image(s) ({option} {fraction}); Pearson r needs at least "
-                             f"{MIN_EVAL_IMAGES}: raise {option} or use more images")
-        if n < WARN_EVAL_IMAGES:
-            warnings.warn(f"the {name} set has only {n} images ({option} {fraction}): per-vertex r has a standard "
-                          f"error above {1 / math.sqrt(WARN_EVAL_IMAGES - 3):.2f}, so the "
-                          f"{'best epoch' if role == 'val' else 'held-out score'} is mostly noise; use at least "
-                          f"{WARN_EVAL_IMAGES} images", stacklevel=3)
+        check_scored_images(len(parts[role]), name, f"{option(field)} {fraction}",
+                            "the best epoch" if role == "val" else "the held-out score",
+                            f"raise {option(field)} or use more images", stacklevel=3)
+
+
+def response_stats(responses: np.ndarray, train_idx, vertex, hemi) -> tuple[np.ndarray, np.ndarray]:
+    """(mean (N,), std (N,)) float32 of each response column over the training images, which
+    z-score the responses. A constant column is warned about and keeps std 1; a column whose
+    z-scoring leaves float32's range (values near 3e38) is a ValueError naming it: its r would be
+    NaN and the fit would read as diverged, when the cause is the data."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = responses[train_idx].mean(0)
+        std = responses[train_idx].std(0)
+        bad = ~(np.isfinite(mean) & np.isfinite(std))
+        if not bad.any():  # the z-scores themselves, column by column in bounded memory
+            scale = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+            for lo in range(0, len(responses), 1024):
+                bad |= ~np.isfinite((responses[lo:lo + 1024] - mean) / scale).all(0)
+    if bad.any():
+        cols = np.flatnonzero(bad)
+        where = ", ".join(f"{hemi[i]} {vertex[i]}" for i in cols[:5]) + (", ..." if len(cols) > 5 else "")
+        peak = float(np.max(np.abs(responses[:, cols[0]].astype(np.float64))))
+        raise ValueError(f"{len(cols)} response column(s) ({where}; column {cols[0]} reaches |y| = {peak:.3g}) "
+                         "overflow float32 when z-scored: the responses are out of scale; divide them by a "
+                         "constant (or give z-scores / percent signal change) and fit again")
+    warn_constant_columns(std, vertex, hemi)
+    return mean, np.where(std > 1e-8, std, 1.0).astype(np.float32)
 
 
 def warn_constant_columns(std: np.ndarray, vertex, hemi) -> None:

@@ -25,7 +25,7 @@ from factortopy.data.split import nested_train_subset, split_indices
 from factortopy.data.subject import data_digest
 from factortopy.fitting.checkpoint import resume_key as _resume_key
 from factortopy.fitting.config import (REFERENCE_SETTINGS, DivergedError, FitConfig, check_outputs,  # noqa: F401
-                                       check_split_sizes, unknown_settings, warn_constant_columns)
+                                       check_split_sizes, response_stats, unknown_settings, warn_constant_columns)
 from factortopy.fitting.distributed import rank_world
 from factortopy.fitting.train import evaluate, resolve_batch_size, train
 
@@ -151,6 +151,9 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
     check_split_sizes(parts, cfg)
     if cfg.train_images is not None:
         parts["train"] = nested_train_subset(parts["train"], cfg.train_images, cfg.seed)
+    # the training images' statistics z-score the responses: checked before any work
+    responses = np.asarray(subject.responses, dtype=np.float32)
+    stats = response_stats(responses, parts["train"], subject.vertex, subject.hemi)
     backbone = _backbone_choice(backbone, features, dict(layers=layers, weights=weights, pretrained=pretrained,
                                                          img_size=img_size), random_init)
     rank, _ = rank_world()
@@ -160,8 +163,8 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
     # a finished run being replaced (overwrite) stays whole until the new one is finished; a failed
     # fit leaves no replacement, and no new folder without a checkpoint to resume
     with writing_run(out if main_process else None, overwrite, resume) as claim, torch_threads(threads):
-        result = _fit(subject, backbone, features, cfg, parts, claim.path if claim else out, cache_dir, data_spec,
-                      progress and main_process, resume, main_process)
+        result = _fit(subject, backbone, features, cfg, parts, responses, stats, claim.path if claim else out,
+                      cache_dir, data_spec, progress and main_process, resume, main_process)
     result.run_dir = out
     return result
 
@@ -178,9 +181,10 @@ def _backbone_choice(backbone, features, spec_fields: dict, random_init: bool):
     return backbone
 
 
-def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, out, cache_dir, data_spec, progress: bool,
-         resume: bool, main_process: bool) -> FitResult:
-    """The stages, in a claimed RUN_DIR (or none)."""
+def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, responses: np.ndarray, stats: tuple, out,
+         cache_dir, data_spec, progress: bool, resume: bool, main_process: bool) -> FitResult:
+    """The stages, in a claimed RUN_DIR (or none). responses: (n_images, N) float32; stats: their
+    training (mean, std) (:func:`~factortopy.fitting.config.response_stats`)."""
     from factortopy.model.selectors import selector_arrays
     from factortopy.runs import CHECKPOINT
 
@@ -190,8 +194,8 @@ def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, out, cache_di
     if len(features) != subject.n_images:
         raise ValueError(f"features hold {len(features)} images but the subject has {subject.n_images}")
     train_idx, val_idx, held_idx = parts["train"], parts["val"], parts["heldout"]
-    responses = np.asarray(subject.responses, dtype=np.float32)
-    mean, std, y = standardise(responses, train_idx, subject)
+    mean, std = stats
+    y = torch.from_numpy((responses - mean) / std)  # z-scored by the training images' statistics
 
     model = init_model(subject.coords, features, train_idx, cfg).to(cfg.device)  # stage 2
     ckpt_path = os.path.join(out, CHECKPOINT) if out else None
@@ -230,16 +234,6 @@ def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, out, cache_di
         if os.path.isfile(ckpt_path):
             os.remove(ckpt_path)  # finished: the run directory is the result
     return result
-
-
-def standardise(responses: np.ndarray, train_idx, subject):
-    """(mean (N,), std (N,), z-scored responses (n_images, N) tensor) from the training images'
-    statistics only; a constant column is warned about and keeps std 1."""
-    mean = responses[train_idx].mean(0)
-    std = responses[train_idx].std(0)
-    warn_constant_columns(std, subject.vertex, subject.hemi)
-    std = np.where(std > 1e-8, std, 1.0).astype(np.float32)
-    return mean, std, torch.from_numpy((responses - mean) / std)
 
 
 def _run_config(subject, data_spec, identity: dict, model, cfg: FitConfig, parts: dict, responses) -> dict:

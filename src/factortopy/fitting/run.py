@@ -15,10 +15,10 @@ TRAIN_LOG = "train_log.jsonl"  # one line per epoch
 
 
 def save_model(path: str, model) -> None:
-    from safetensors.torch import save_file
+    """The model's state dict as safetensors (a failed write raised as the OSError it is)."""
+    from factortopy._files import save_safetensors
 
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, path)
+    save_safetensors({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
 
 
 def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors: dict, response_mean, response_std,
@@ -26,22 +26,27 @@ def write_factortopy_run(out: str, model, config: dict, metrics: dict, selectors
     """Write every file of a finished FactorTopy run (docs/run-dir.md) through the run writer
     (checksums of every file, config.json last). scores: (split name, r, r2) for scores.npz. The
     channel map's clusters of the readout are computed here, once (selectors.npz
-    ``channel_clusters``), not at every painting. Returns the config as written."""
+    ``channel_clusters``), not at every painting. Returns the config as written. A file that
+    cannot be written (a full disk) is an OSError naming it; the fit's checkpoint stays, so a rerun
+    resumes and writes the run."""
     from factortopy.analysis.clusters import cluster_readouts
     from factortopy.runs.writer import RunWriter
 
     selectors = dict(selectors, channel_clusters=cluster_readouts(selectors["readout"]))
 
     writer = RunWriter(out, FactorTopyRun)
-    writer.file(MODEL, lambda tmp: save_model(tmp, model))
-    writer.npz(RESPONSE_STATS, mean=response_mean, std=response_std)
-    writer.npz(SELECTORS, **selectors)
-    split, r, r2 = scores
-    writer.npz(SCORES, vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"), r=r, r2=r2,
-               split=np.asarray(split))
-    writer.metrics(metrics)
-    writer.jsonl(TRAIN_LOG, history)
-    return writer.finish(config)
+    try:
+        writer.file(MODEL, lambda tmp: save_model(tmp, model))
+        writer.npz(RESPONSE_STATS, mean=response_mean, std=response_std)
+        writer.npz(SELECTORS, **selectors)
+        split, r, r2 = scores
+        writer.npz(SCORES, vertex=np.asarray(vertex, np.int64), hemi=np.asarray(hemi).astype("<U2"), r=r, r2=r2,
+                   split=np.asarray(split))
+        writer.metrics(metrics)
+        writer.jsonl(TRAIN_LOG, history)
+        return writer.finish(config)
+    except OSError as err:  # the writer named the file (a full disk): the checkpoint stays for the rerun
+        raise OSError(err.errno, f"{err.strerror or err}; the fit resumes from its last checkpoint") from None
 
 
 class FactorTopyRun(Run):

@@ -158,6 +158,47 @@ def _path(base: str, p: str) -> str:
     return p if os.path.isabs(os.path.expanduser(p)) else os.path.normpath(os.path.join(base, p))
 
 
+#: bootstrap draws of an interval: fewer than MIN_BOOT puts a 95 % interval's ends on one or two
+#: draws (n_boot = 1 gave an interval that excluded its own estimate); more than MAX_BOOT only costs
+#: memory and time ((n_boot,) draws per run and measure, (n_boot, n_blocks) counts per subject)
+MIN_BOOT, MAX_BOOT = 20, 100_000
+
+
+def _is_whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_number(value, key: str, where: str, whole: bool = False, low=None, high=None, low_open: bool = False,
+                 high_open: bool = False):
+    """``value`` if it is a number (a whole one with ``whole``) in [low, high] (open ends with
+    ``low_open`` / ``high_open``), else a ValueError naming ``where`` and ``key`` and what they take."""
+    import math
+
+    ok = _is_whole(value) if whole else (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                         and math.isfinite(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        what = "a whole number" if whole else "a number"
+        bounds = [f"{'>' if low_open else '>='} {low}" if low is not None else "",
+                  f"{'<' if high_open else '<='} {high}" if high is not None else ""]
+        raise ValueError(f"{where} {key} must be {what} {' and '.join(b for b in bounds if b)}".rstrip()
+                         + f", got {value!r}")
+    return value
+
+
+def _check_names(names: dict, what: str, where: str) -> None:
+    """Distinct names must stay distinct as folder and file names (:func:`slug`)."""
+    seen = {}
+    for name in names:
+        other = seen.setdefault(slug(name), name)
+        if other != name:
+            raise ValueError(f"{where}: {what} {other!r} and {name!r} map to one folder name {slug(name)!r} (runs and "
+                             f"figures are named by it): rename one")
+
+
 
 def read_study_file(path) -> dict:
     """The study file as a dict (TOML)."""
@@ -185,8 +226,17 @@ def _backbone(entry: dict, base: str, where: str) -> StudyBackbone:
         raise ValueError(f"{where} has no name: give the backbone's name (a friendly, timm or prefixed name)")
     raw = {k: v for k, v in entry.items() if k in spec_keys}
     if raw.get("weights"):
-        raw["weights"] = _path(base, os.path.expanduser(raw["weights"]))
-    spec = as_spec(raw)
+        raw["weights"] = _path(base, os.path.expanduser(str(raw["weights"])))
+        if not os.path.isfile(raw["weights"]):
+            raise FileNotFoundError(f"{where}: weights file {raw['weights']} not found (relative paths are from the "
+                                    "study file's folder)")
+    for key in ("label", "family", "method"):
+        if key in entry and not isinstance(entry[key], str):
+            raise ValueError(f"{where}: {key} must be a string, got {entry[key]!r}")
+    try:
+        spec = as_spec(raw)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: {err}") from None
     reg = registry.get(spec.name)
     family = entry.get("family") or (reg.family if reg else spec.name.split(":")[-1])
     method = entry.get("method") or ("random init" if spec.random_init else reg.family if reg else "unspecified")
@@ -226,14 +276,16 @@ def _version(v: dict, i: int, base_bb: StudyBackbone, base: str, several: bool) 
     common = dict(label=label, family=base_bb.family, method=method, finetune_of=base_bb.label, recipe=recipe,
                   pretraining_images=base_bb.pretraining_images)
     if "weights" in v:
-        spec = base_bb.spec.replace(weights=_path(base, v["weights"]), pretrained=None, random_init=False)
+        spec = base_bb.spec.replace(weights=_path(base, os.path.expanduser(v["weights"])), pretrained=None,
+                                    random_init=False)
         return StudyBackbone(spec=spec, **common)
     from factortopy.study.finetune import FinetuneConfig
 
     settings = {k: v[k] for k in ("steps", "lr", "batch_size", "weight_decay", "seed") if k in v}
-    cfg = FinetuneConfig(**settings)
+    cfg = FinetuneConfig(**settings)  # checked by _version_settings
     # the spec gets its checkpoint path when the study makes it (factortopy.study.run)
-    return StudyBackbone(spec=base_bb.spec, finetune=dict(images=_path(base, v["images"]), **asdict(cfg)), **common)
+    return StudyBackbone(spec=base_bb.spec, finetune=dict(images=_path(base, os.path.expanduser(v["images"])),
+                                                          **asdict(cfg)), **common)
 
 
 def _versions(section: dict, backbones: list, base: str) -> tuple[object, list]:
@@ -245,12 +297,16 @@ def _versions(section: dict, backbones: list, base: str) -> tuple[object, list]:
     by_label = {b.label: b for b in backbones}
     bases = _finetune_bases(section, by_label)
     out = []
-    for i, v in enumerate(section.get("versions") or []):
+    versions = section.get("versions") or []
+    if not isinstance(versions, list) or not all(isinstance(v, dict) for v in versions):
+        raise ValueError("[finetune] versions must be [[finetune.versions]] tables")
+    for i, v in enumerate(versions):
         where = f"[[finetune.versions]] #{i + 1}"
         _unknown(v, VERSION_KEYS, where)
         if ("weights" in v) == ("images" in v):
             raise ValueError(f"{where}: give either weights = FILE (a fine-tuned checkpoint) or images = FOLDER "
                              "(an image folder with one sub-folder per label, fine-tuned here)")
+        _version_settings(v, base, where)
         if "base" in v and v["base"] not in bases:
             raise ValueError(f"{where}: base {v['base']!r} is not one of the [finetune] bases {bases}")
         if "weights" in v and "base" not in v and len(bases) > 1:
@@ -262,8 +318,42 @@ def _versions(section: dict, backbones: list, base: str) -> tuple[object, list]:
         raise ValueError("[finetune] lists no versions: add [[finetune.versions]] entries")
     options = {k: section[k] for k in settings if k in section}
     if options.get("probe") is not None:
-        options["probe"] = _path(base, os.path.expanduser(str(options["probe"])))
+        if not isinstance(options["probe"], str):
+            raise ValueError(f"[finetune] probe must be a folder (a string), got {options['probe']!r}")
+        options["probe"] = _path(base, os.path.expanduser(options["probe"]))
+        if not os.path.isdir(options["probe"]):
+            raise FileNotFoundError(f"[finetune] probe folder {options['probe']} not found (relative paths are from "
+                                    "the study file's folder)")
+    for key, whole, low, high, low_open, high_open in FORGETTING_NUMBERS:
+        if key in options and not (key == "refit_seed" and options[key] is None):
+            check_number(options[key], key, "[finetune]", whole, low, high, low_open, high_open)
     return ForgettingConfig(bases=bases, **options), out
+
+
+#: the numbers of [finetune] (key, whole, low, high, low open, high open); ForgettingConfig checks the rest
+FORGETTING_NUMBERS = (("probe_test_fraction", False, 0, 1, True, True), ("probe_seed", True, 0, None, False, False),
+                      ("probe_c", False, 0, None, True, False), ("knn_k", True, 1, None, False, False),
+                      ("refit_seed", True, 0, None, False, False), ("local_threshold", False, 0, 1, False, False))
+#: the numbers of a [[finetune.versions]] entry that fine-tunes here (FinetuneConfig's fields)
+VERSION_NUMBERS = (("steps", True, 1, None, False), ("lr", False, 0, None, True), ("batch_size", True, 1, None, False),
+                   ("weight_decay", False, 0, None, False), ("seed", True, 0, None, False))
+
+
+def _version_settings(v: dict, base: str, where: str) -> None:
+    """A [[finetune.versions]] entry's files and numbers, checked (each error names the key)."""
+    for key in ("label", "method", "base"):
+        if key in v and not isinstance(v[key], str):
+            raise ValueError(f"{where}: {key} must be a string, got {v[key]!r}")
+    for key, kind in (("weights", os.path.isfile), ("images", os.path.isdir)):
+        if key in v:
+            if not isinstance(v[key], str):
+                raise ValueError(f"{where}: {key} must be a path (a string), got {v[key]!r}")
+            if not kind(_path(base, os.path.expanduser(v[key]))):
+                raise FileNotFoundError(f"{where}: {key} = {v[key]!r}: {_path(base, os.path.expanduser(v[key]))} not "
+                                        "found (relative paths are from the study file's folder)")
+    for key, whole, low, high, low_open in VERSION_NUMBERS:
+        if key in v:
+            check_number(v[key], key, where, whole, low, high, low_open)
 
 
 # ---- [scaling]: the fMRI-data axis ----------------------------------------------------------------
@@ -271,6 +361,8 @@ def _scaling(section: dict, backbones: list):
     from factortopy.study.scaling import ScalingConfig
 
     _unknown(section, {f.name for f in fields(ScalingConfig)}, "[scaling]")
+    if "local_threshold" in section:
+        check_number(section["local_threshold"], "local_threshold", "[scaling]", low=0, high=1)
     cfg = ScalingConfig(**section)
     labels = [b.label for b in backbones]
     for label in cfg.backbones or []:
@@ -372,6 +464,7 @@ def load_study(source, base_dir: str | None = None) -> Study:
         subjects[name] = absolute_spec(s["data"], base=base)
     if not subjects:
         raise ValueError("the study names no subject: add [[subjects]] with data = 'KIND:PATH'")
+    _check_names(subjects, "subjects", "[[subjects]]")
     backbones = [_backbone(b, base, f"[[backbones]] #{i + 1}") for i, b in enumerate(raw.get("backbones") or [])]
     finetune = None
     if raw.get("finetune"):
@@ -391,13 +484,38 @@ def load_study(source, base_dir: str | None = None) -> Study:
 
     launcher = dict(raw.get("launcher") or {})
     check_settings(launcher)  # where the fits run (factortopy.study.launch); never part of a run's digest
-    settings = _study_settings(head, fit)
+    settings = {**_study_settings(head, fit), **_study_head(head, fit)}
     if settings["null_reference"]:
         add_null_references(backbones)
-    return Study(subjects=subjects, backbones=backbones, fit=fit, n_boot=int(head.get("n_boot", 1000)),
-                 device=str(head.get("device", fit.get("device", "cpu"))), gpus=head.get("gpus"),
-                 name=str(head.get("name", "study")), view=str(head.get("view", "posterior")), base_dir=base,
-                 finetune=finetune, scaling=scaling, launcher=launcher, **settings)
+    # every label names run folders, checkpoints and figure entries: distinct as folder names too
+    # (a generated null reference included)
+    _check_names({b.label: b for b in backbones}, "backbone labels", "[[backbones]]")
+    return Study(subjects=subjects, backbones=backbones, fit=fit, base_dir=base, finetune=finetune, scaling=scaling,
+                 launcher=launcher, **settings)
+
+
+def _study_head(head: dict, fit: dict) -> dict:
+    """The [study] settings that are not inference settings (n_boot, device, gpus, name, view),
+    checked: each error names the key and what it takes."""
+    from factortopy.fitting.fit import FitConfig
+    from factortopy.viz.render import VIEWS
+
+    out = dict(n_boot=check_number(head.get("n_boot", 1000), "n_boot", "[study]", True, MIN_BOOT, MAX_BOOT),
+               device=head.get("device", fit.get("device", "cpu")), gpus=head.get("gpus"),
+               name=head.get("name", "study"), view=head.get("view", "posterior"))
+    try:
+        FitConfig(**{**fit, "device": out["device"]})
+    except ValueError as err:
+        raise ValueError(f"[study] device: {err}") from None
+    gpus = out["gpus"]
+    if gpus is not None and (not isinstance(gpus, list) or not gpus or not all(
+            (_is_whole(g) and g >= 0) or (isinstance(g, str) and g.isdigit()) for g in gpus)):
+        raise ValueError(f"[study] gpus must be a list of GPU ids (e.g. gpus = [0, 1]), got {gpus!r}")
+    if not isinstance(out["name"], str):
+        raise ValueError(f"[study] name must be a string, got {out['name']!r}")
+    if out["view"] not in VIEWS:
+        raise ValueError(f"[study] view must be one of {', '.join(VIEWS)} (the map grids' view), got {out['view']!r}")
+    return out
 
 
 def pair_digest(spec, data: str, fit: dict) -> str:

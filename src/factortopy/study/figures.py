@@ -15,6 +15,22 @@ DPI = 72  # small files: the page inlines them
 FOREST_MEASURES = ("alignment_slope", "brain_r2")
 
 
+def literal_text(draw):
+    """Build the figure with mathtext off: labels, methods, families and ROI names from the study
+    file are drawn as written (``$\\macro$`` in a label crashed the figures after every fit); the
+    map grids escape their own text (``viz.render.literal``)."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
 def _finite(v) -> float:
     return float(v) if v is not None and np.isfinite(float(v)) else np.nan
 
@@ -34,6 +50,7 @@ def _errorbar(ax, x, rows, measure, **kwargs):
     return ax.errorbar(x, y, yerr=arms, capsize=3, **kwargs)
 
 
+@literal_text
 def scaling_figure(rows: list, measure: str = "alignment_slope"):
     """``measure`` (default the alignment slope) against parameter count (log axis), one line per
     training method, with the interval as error bars. rows: one per backbone (``alignment.csv``,
@@ -57,6 +74,7 @@ def scaling_figure(rows: list, measure: str = "alignment_slope"):
     return fig
 
 
+@literal_text
 def alignment_figure(rows: list, profiles: list):
     """The alignment line y = b0 + slope x of each backbone (pooled; ``alignment.csv`` rows), one
     panel per family, over the mean layer of each ROI group at its hierarchy position (the points
@@ -90,6 +108,7 @@ def alignment_figure(rows: list, profiles: list):
     return fig
 
 
+@literal_text
 def comparison_figure(comparisons: list, measures=FOREST_MEASURES):
     """Paired differences a - b with their intervals (``comparisons.csv``), one panel per measure,
     one row per pair; the line at 0 is 'no difference'."""
@@ -116,6 +135,7 @@ def comparison_figure(comparisons: list, measures=FOREST_MEASURES):
     return fig
 
 
+@literal_text
 def profile_figure(profiles: list):
     """Per-ROI layer profiles, one panel per family: the mean expected layer per ROI group (early ->
     late), one line per backbone (and subject, when there are several), averaged over seeds."""
@@ -148,6 +168,7 @@ def profile_figure(profiles: list):
     return fig
 
 
+@literal_text
 def forgetting_figure(ft_rows: list):
     """Left: representation drift (1 - linear CKA) per layer of each fine-tuned version. Right: map
     change against mean drift, one point per version; the base network's hierarchy score in the title."""
@@ -175,6 +196,7 @@ def forgetting_figure(ft_rows: list):
 
 # ---- forgetting and the two data axes of scaling (factortopy.study.forgetting / .scaling) ------------
 
+@literal_text
 def forgetting_relation_figure(ft_rows: list):
     """Left: each version's map change beside its base's refit noise floor (local vertices). Right:
     the base's alignment against the version's forgetting (the relation's measure, with its
@@ -218,6 +240,7 @@ def forgetting_relation_figure(ft_rows: list):
     return fig
 
 
+@literal_text
 def data_scaling_figure(scaling_rows: list, measure: str = "hierarchy_rho"):
     """The fMRI-data axis: held-out r (left) and the map's ``measure`` with its interval (right)
     against the number of training images (log axis), one line per backbone (and subject); every
@@ -248,6 +271,7 @@ def data_scaling_figure(scaling_rows: list, measure: str = "hierarchy_rho"):
     return fig
 
 
+@literal_text
 def pretraining_figure(rows: list, measure: str = "hierarchy_rho"):
     """The pretraining-data axis: ``measure`` of each run of a pretrained (not fine-tuned) backbone
     against the size of its pretraining set (log axis; random init, 0 images, at the left edge),

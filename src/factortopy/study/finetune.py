@@ -38,14 +38,16 @@ class FinetuneConfig:
 
 def image_folder(folder: str) -> tuple[list[str], np.ndarray, list[str]]:
     """(image paths, (n,) int labels, label names) of ``FOLDER/<label>/<image>`` (sorted)."""
+    from factortopy.data.images import image_files
+
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"image folder {folder} not found")
     names = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)))
     paths, labels = [], []
     for k, name in enumerate(names):
         sub = os.path.join(folder, name)
-        files = sorted(f for f in os.listdir(sub) if f.lower().endswith(IMAGE_EXTS))
-        paths += [os.path.join(sub, f) for f in files]
+        files = image_files(sub, IMAGE_EXTS)
+        paths += files
         labels += [k] * len(files)
     if len(names) < 2 or not paths:
         raise ValueError(f"{folder} needs at least two label sub-folders with images ({', '.join(IMAGE_EXTS)}); "

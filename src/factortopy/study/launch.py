@@ -32,6 +32,12 @@ import sys
 import time
 from dataclasses import dataclass, fields
 
+
+class FitsFailed(RuntimeError):
+    """Fits of a study that did not finish (the message names each and its log): rerunning the
+    study retries them. The command line prints it as one line (exit code 2)."""
+
+
 #: where a study's fits run: in this process (or one per GPU), submitit's local executor, SLURM
 LAUNCHERS = ("process", "local", "slurm")
 #: default wall-clock limit of a job, minutes (a job that runs out resumes from its checkpoint)
@@ -110,7 +116,10 @@ def check_settings(section: dict, where: str = "[launcher]") -> LaunchSettings:
         raise ValueError(f"{where}: gpus_per_job = {s.gpus_per_job}, but a study's fit runs on one GPU (the others "
                          "would idle): use 1, and run one fit on several GPUs with torchrun (docs/scaling.md)")
     if s.time is not None:
-        parse_time(s.time)
+        try:
+            parse_time(s.time)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
     if s.mem is not None and not re.fullmatch(r"\d+[KMGT]?", str(s.mem)):
         raise ValueError(f"{where}: mem {s.mem!r} is not SLURM's form: give e.g. 32G or 500M")
     for name in ("partition", "account", "qos"):
@@ -233,7 +242,7 @@ def _still_running(record: dict, folder: str) -> bool:
     job_id = str(record["job_id"])
     state = (submitit.SlurmJob(folder, job_id).watcher.get_state(job_id, mode="force") or "UNKNOWN").split()[0].upper()
     if state == "UNKNOWN":
-        raise RuntimeError(f"SLURM cannot tell the state of job {record['job_id']} (recorded in "
+        raise FitsFailed(f"SLURM cannot tell the state of job {record['job_id']} (recorded in "
                            f"{record.get('_path')}): if it no longer runs, remove that file and run the study again")
     return state in _ACTIVE
 
@@ -310,7 +319,7 @@ def launch(pending: list, out: str, settings: LaunchSettings, device: str, progr
             reason = f": {str(err).strip().splitlines()[-1]}" if err is not None else ""
         failed.append(f"{pair.backbone.label} on {pair.subject} (job {job.job_id}{reason}; log {log})")
     if failed:
-        raise RuntimeError(f"{len(failed)} fit(s) did not finish: " + "; ".join(failed) + ". Run the study again "
+        raise FitsFailed(f"{len(failed)} fit(s) did not finish: " + "; ".join(failed) + ". Run the study again "
                            "to resubmit them (finished runs are kept; interrupted ones resume from their checkpoint)")
 
 

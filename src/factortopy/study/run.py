@@ -111,7 +111,6 @@ def is_finished(pair: Pair) -> bool:
 
 def _fit_here(study: Study, pending: list, out: str, device: str, progress: bool) -> None:
     from factortopy.data import load_subject
-    from factortopy.study.inference import subject_hierarchy
 
     subjects = {}
     for i, p in enumerate(pending):
@@ -119,20 +118,35 @@ def _fit_here(study: Study, pending: list, out: str, device: str, progress: bool
              progress)
         if p.data not in subjects:
             subjects = {p.data: load_subject(p.data)}  # one subject in memory at a time
-            subject_hierarchy(subjects[p.data], study, p.subject)  # a subject the summary cannot place: say so now
         fit(subjects[p.data], backbone=p.spec, out=p.run_dir, data_spec=p.data, progress=progress,
             cache_dir=os.path.join(out, "features"),
             **{**p.fit, "device": device})
 
 
-def check_subjects(study: Study, pending: list) -> None:
-    """Load each subject with pending fits once and raise now if the summary could not place its
-    vertices in the hierarchy (:func:`factortopy.study.inference.subject_hierarchy`)."""
+def check_subjects(study: Study) -> None:
+    """Load each subject once, before any fine-tuning or fit, and raise now if a fit or the summary
+    would fail on it: the summary cannot place its vertices in the hierarchy
+    (:func:`factortopy.study.inference.subject_hierarchy`), the fit settings leave a validation or
+    held-out set too small to score (:func:`factortopy.evaluation.metrics.check_scored_images`, the
+    rule every scoring path applies), or a [scaling] subset asks for more training images than
+    the split leaves."""
     from factortopy.data import load_subject
+    from factortopy.data.split import nested_train_subset, split_indices
+    from factortopy.fitting.fit import FitConfig, check_split_sizes
     from factortopy.study.inference import subject_hierarchy
 
-    for name, data in dict.fromkeys((p.subject, p.data) for p in pending):
-        subject_hierarchy(load_subject(data), study, name)
+    cfg = FitConfig(**study.fit)
+    for name, data in study.subjects.items():
+        subject = load_subject(data)
+        subject_hierarchy(subject, study, name)
+        where = f"subject {name!r} ({subject.n_images} images) with the [fit] settings"
+        try:
+            parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, study.base_seed)
+            check_split_sizes(parts, cfg, option=lambda field: f"[fit] {field}")
+            for n in (study.scaling.subsets if study.scaling is not None else []):
+                nested_train_subset(parts["train"], n, study.base_seed)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
 
 def _fit_sweep(study: Study, pending: list, out: str, gpus: list, device: str, progress: bool) -> None:
@@ -140,7 +154,6 @@ def _fit_sweep(study: Study, pending: list, out: str, gpus: list, device: str, p
     from factortopy.runs import write_json
     from factortopy.study.worker import job_for
 
-    check_subjects(study, pending)  # before any GPU time is spent
     job_dir = os.path.join(out, "jobs")
     os.makedirs(job_dir, exist_ok=True)
     jobs = []
@@ -152,7 +165,9 @@ def _fit_sweep(study: Study, pending: list, out: str, gpus: list, device: str, p
     failed = [f"{pending[i].backbone.label} (seed {pending[i].seed}) on {pending[i].subject} (log {job_dir}/job_{i}.log)"
               for i, c in enumerate(codes) if c != 0]
     if failed:
-        raise RuntimeError(f"{len(failed)} fit(s) failed: " + "; ".join(failed) + ". Run the study again to "
+        from factortopy.study.launch import FitsFailed
+
+        raise FitsFailed(f"{len(failed)} fit(s) failed: " + "; ".join(failed) + ". Run the study again to "
                            "retry them (finished runs are kept)")
 
 
@@ -186,12 +201,21 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     from factortopy.study.launch import settings_for
     from factortopy.study.summary import inference_settings, write_summary
 
+    from factortopy._destination import check_destination
+    from factortopy.fitting.fit import FitConfig
+    from factortopy.study.launch import executor_parameters
+
     study = load_study(source, base_dir=base_dir)
     if device is not None:
+        FitConfig(**{**study.fit, "device": device})  # --device checked like the study file's
         study.device = device
     launch_settings = settings_for(study.launcher,
                                    **({"kind": launcher} if isinstance(launcher, str) else dict(launcher or {})))
+    if launch_settings.kind != "process":
+        executor_parameters(launch_settings, study.device)  # GPUs per job against the device: said now
     out = os.path.abspath(os.fspath(out))
+    check_destination(out, "--out", folder=True)
+    check_subjects(study)  # the data the fits and the summary need, before any fine-tuning or fit
     os.makedirs(out, exist_ok=True)
     make_checkpoints(study, out, progress)
     todo = pairs(study, out)
@@ -212,7 +236,6 @@ def run_study(source, out, progress: bool = True, gpus=None, device: str | None 
     if pending and launch_settings.kind != "process":
         from factortopy.study.launch import launch
 
-        check_subjects(study, pending)  # before any cluster time is spent
         launch(pending, out, launch_settings, study.device, progress)
     elif pending and sweep:
         _fit_sweep(study, pending, out, sweep, study.device, progress)

@@ -150,7 +150,7 @@ def run_row(pair, subject, frame, study) -> tuple[dict, dict, dict]:
             profile["rois"].append(dict(roi=r["roi"], n=r["n"], position=dict(h["groups"])[r["roi"]],
                                         expected_mean=r["expected_mean"] if r["n"] else None,
                                         aligned_mean=float(aligned[inside].mean()) if inside.any() else None,
-                                        mean_probs=np.asarray(r["mean_probs"]).tolist()))
+                                        mean_probs=np.asarray(r["mean_probs"]).tolist() if r["n"] else None))
     return row, profile, values
 
 
@@ -224,8 +224,8 @@ def write_summary(study, pairs: list, out: str, figures: bool = True, progress: 
     write_csv(os.path.join(out, SUMMARY), rows)
     write_csv(os.path.join(out, ALIGNMENT), pooled)
     write_csv(os.path.join(out, COMPARISONS), comparisons)
-    with replacing(os.path.join(out, PROFILES), "w") as f:
-        json.dump(profiles, f, indent=1)
+    with replacing(os.path.join(out, PROFILES), "w") as f:  # strict JSON: an empty group is null, never NaN
+        json.dump(profiles, f, indent=1, allow_nan=False)
     ft_rows = scaling_rows = None
     if study.finetune is not None:
         from factortopy.study.forgetting import finetune_table
