@@ -242,9 +242,9 @@ def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
     """
     if isinstance(image, (str, os.PathLike)):
         path = os.fspath(image)
-        if not os.path.isfile(path):
+        if not os.path.exists(path):
             raise FileNotFoundError(f"{what}: image file {path} not found")
-        a = read_image(path)  # (H, W, 3) uint8, read-only when Pillow's buffer backs it
+        a = read_image(path)  # (H, W, 3) uint8 (read-only when Pillow's buffer backs it); a folder: an error
     elif _is_pil(image):
         if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
             raise ValueError(f"{what}: a PIL image in mode {image.mode} (more than 8 bits per pixel): pass its "
