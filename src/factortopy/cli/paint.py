@@ -63,20 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--clusters must be at least 1")
     from factortopy._destination import check_destination
 
-    check_destination(out, "--out")  # before the maps are read and drawn
-    existed = os.path.exists(out)
-    try:
-        _paint(args, out, ext)
-    except BaseException:
-        if not existed and os.path.isfile(out):
-            os.remove(out)  # a figure half-written when the disk filled up (or the paint was interrupted)
-        raise
-    print(f"wrote {out}")
-    return 0
+    check_destination(out, "--out")  # before the maps are read and drawn (the figure is written whole: _files)
 
-
-def _paint(args: argparse.Namespace, out: str, ext: str) -> None:
-    """Draw the maps and write ``out`` (its folder checked writable)."""
     from factortopy.runs.maps import describe_run
     from factortopy.viz.meshes import paint_mesh
 
@@ -118,3 +106,5 @@ def _paint(args: argparse.Namespace, out: str, ext: str) -> None:
         from factortopy._files import write_figure
 
         write_figure(out, fig, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0
