@@ -108,6 +108,23 @@ def _named(err: OSError, path: str, tmp: str | None = None) -> OSError:
 
 
 @contextlib.contextmanager
+def _temporary_for(path: str, suffix: str = ""):
+    """Yield (descriptor, temporary path) beside ``path``; on any error the temporary is removed and
+    an OSError is re-raised naming ``path`` (the one failure path of every writer here)."""
+    try:
+        fd, tmp = _create_temporary(path, suffix=suffix)
+    except OSError as err:
+        raise _named(err, path) from None
+    try:
+        yield fd, tmp
+    except BaseException as err:
+        _discard(tmp)
+        if isinstance(err, OSError):
+            raise _named(err, path, tmp) from None
+        raise
+
+
+@contextlib.contextmanager
 def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str | None = None,
               durable: bool = True):
     """``with replacing(path, "w") as f: f.write(...)``: a new file object that becomes ``path``
@@ -116,11 +133,7 @@ def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str 
     if mode not in ("wb", "w"):
         raise ValueError(f"replacing() writes a new file: mode 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
-    try:
-        fd, tmp = _create_temporary(path)
-    except OSError as err:
-        raise _named(err, path) from None
-    try:
+    with _temporary_for(path) as (fd, tmp):
         if mode == "w":
             f = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
         else:
@@ -131,11 +144,6 @@ def replacing(path, mode: str = "wb", encoding: str | None = None, newline: str 
             if durable:
                 os.fsync(f.fileno())
         _put_in_place(tmp, path, durable)
-    except BaseException as err:
-        _discard(tmp)
-        if isinstance(err, OSError):
-            raise _named(err, path, tmp) from None
-        raise
 
 
 def replace_file(path, write: Callable, by_path: bool = False, durable: bool = True) -> str:
@@ -150,12 +158,8 @@ def replace_file(path, write: Callable, by_path: bool = False, durable: bool = T
         with replacing(path, "wb", durable=durable) as f:
             write(f)
         return path
-    try:
-        fd, tmp = _create_temporary(path, suffix=os.path.splitext(path)[1])
-    except OSError as err:
-        raise _named(err, path) from None
-    os.close(fd)
-    try:
+    with _temporary_for(path, suffix=os.path.splitext(path)[1]) as (fd, tmp):
+        os.close(fd)
         write(tmp)
         if durable:
             fd = os.open(tmp, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
@@ -164,11 +168,6 @@ def replace_file(path, write: Callable, by_path: bool = False, durable: bool = T
             finally:
                 os.close(fd)
         _put_in_place(tmp, path, durable)
-    except BaseException as err:
-        _discard(tmp)
-        if isinstance(err, OSError):
-            raise _named(err, path, tmp) from None
-        raise
     return path
 
 
