@@ -45,6 +45,7 @@ SETTINGS = {
     "reg_fade": ({"reg_fade": "steps", "reg_fade_value": REFERENCE_SETTINGS["reg_fade_value"]},
                  "regulariser fade over 2,000 steps"),
     "amp_dtype": ({"amp_dtype": "float16"}, "float16 autocast (CUDA only)"),
+    "readout_refit": ({"readout_refit": "none"}, "the readout as trained (no closed-form refit)"),
     "model": ({k: REFERENCE_SETTINGS[k] for k in ("readout_init", "token_scale", "positional_encoding",
                                                    "reg_fade", "reg_fade_value")},
               "the four above together, base batch/lr"),

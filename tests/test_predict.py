@@ -82,7 +82,10 @@ def test_a_batch_of_mixed_sizes_equals_each_image_alone(run_dir):
     imgs = [_pictures(1, s)[0][: 30 + 10 * s, : 90 - 15 * s] for s in range(3)]
     together = factortopy.predict(run_dir, imgs, batch_size=3)
     alone = np.concatenate([factortopy.predict(run_dir, [im]) for im in imgs])
-    np.testing.assert_allclose(together, alone, atol=1e-6)
+    # equal up to float32 rounding: a batch of 3 and of 1 run different GEMM orders, and the readout
+    # refitted in closed form has weights of a few units (a 1e-6 bound was met by chance before)
+    scale = float(np.abs(alone).max())
+    np.testing.assert_allclose(together, alone, rtol=0, atol=2e-5 * max(scale, 1.0))
 
 
 def test_a_ridge_run_predicts_new_images_too(run_dir, tmp_path):

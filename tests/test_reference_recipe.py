@@ -20,9 +20,10 @@ from factortopy.fitting.schedule import regularizer_weight
 #: the published recipe's values of every FitConfig field the deviations table (or the recipe) names
 REFERENCE = dict(batch_size=8, lr=1e-3, weight_decay=0.01, grad_clip=0.5, smooth_l1_beta=0.1, reg_weight=0.1,
                  reg_fade="steps", reg_fade_value=2000, readout_init="uniform", token_scale=False,
-                 positional_encoding="reference", amp_dtype="float16", dim=128, hidden=128, grid=8)
+                 positional_encoding="reference", amp_dtype="float16", dim=128, hidden=128, grid=8,
+                 readout_refit="none")  # the reference trains its readout by gradient descent, nothing after
 #: the fields where our defaults deviate (each a row of the table)
-DEVIATIONS = ("readout_init", "token_scale", "positional_encoding", "amp_dtype", "reg_fade")
+DEVIATIONS = ("lr", "readout_init", "token_scale", "positional_encoding", "amp_dtype", "reg_fade", "readout_refit")
 FIT_ARGS = ["fit", "--data", "algonauts:/nowhere/subj01", "--backbone", "resnet18", "--out", "/nowhere/run"]
 
 
@@ -106,10 +107,10 @@ def test_cli_explicit_options_override_reference(command):
 def test_each_deviation_has_its_own_command_line_option():
     """Each deviation from the reference code can be restored alone, not only all at once."""
     argv = [*FIT_ARGS, "--readout-init", "uniform", "--token-scale", "none", "--positional-encoding", "reference",
-            "--amp-dtype", "float16"]
+            "--amp-dtype", "float16", "--readout-refit", "none"]
     cfg = fit_config(build_parser().parse_args(argv))
-    assert (cfg.readout_init, cfg.token_scale, cfg.positional_encoding, cfg.amp_dtype) == \
-        ("uniform", False, "reference", "float16")
+    assert (cfg.readout_init, cfg.token_scale, cfg.positional_encoding, cfg.amp_dtype, cfg.readout_refit) == \
+        ("uniform", False, "reference", "float16", "none")
     assert (cfg.batch_size, cfg.reg_fade) == (FitConfig().batch_size, FitConfig().reg_fade)  # nothing else moved
     ours = fit_config(build_parser().parse_args([*FIT_ARGS, "--reference", "--token-scale", "rms"]))
     assert ours.token_scale is True and ours.readout_init == "uniform"

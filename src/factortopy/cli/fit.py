@@ -42,7 +42,8 @@ def add_fit_options(p) -> None:
     p.add_argument("--reference", action="store_true",
                    help="the published recipe and model: batch 8, lr 1e-3, regulariser fading over 2,000 steps, "
                         "uniform readout init, no token scale, the reference positional encoding, float16 "
-                        "autocast, a point receptive field on the 8 x 8 grid (docs/method.md lists every deviation and its own setting)")
+                        "autocast, a point receptive field on the 8 x 8 grid, the readout as trained (docs/method.md lists "
+                        "every deviation and its own setting)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

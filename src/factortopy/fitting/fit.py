@@ -148,9 +148,9 @@ def fit(subject, backbone=None, layers=None, weights: str | None = None, pretrai
     # recorded absolute, so the run resumes and evaluates from any working directory
     data_spec = absolute_spec(data_spec) if data_spec else subject.extra.get("data_spec")
     parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, cfg.seed)
-    check_split_sizes(parts, cfg)
     if cfg.train_images is not None:
         parts["train"] = nested_train_subset(parts["train"], cfg.train_images, cfg.seed)
+    check_split_sizes(parts, cfg)
     # the training images' statistics z-score the responses: checked before any work
     responses = np.asarray(subject.responses, dtype=np.float32)
     stats = response_stats(responses, parts["train"], subject.vertex, subject.hemi)
@@ -209,6 +209,11 @@ def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, responses: np
     if best["state"] is not None:  # the best epoch's weights, scored
         model.load_state_dict(best["state"])
     model.eval()
+    refit = {}
+    if cfg.readout_refit != "none":  # stage 3b: the readout in closed form on the training images (fitting/readout.py)
+        from factortopy.fitting.readout import refit_metrics
+
+        refit = refit_metrics(model, features.tokens, y, train_idx, best["r"], cfg, progress)
     val_r, val_r2 = evaluate(model, features.tokens[torch.as_tensor(val_idx)], y[val_idx], cfg.eval_batch_size,
                              cfg.device)
     held_r = held_r2 = None
@@ -220,7 +225,7 @@ def _fit(subject, backbone, features, cfg: FitConfig, parts: dict, responses: np
                    n_train=int(len(train_idx)), n_val=int(len(val_idx)), n_heldout=int(len(held_idx)),
                    n_vertices=int(subject.n_vertices), epochs=len(history), best_epoch=best["epoch"] + 1,
                    steps=step, batch_size=batch_size, seconds=time.time() - t0, feature_seconds=t_features,
-                   train_seconds=train_seconds)
+                   train_seconds=train_seconds, **refit)
     result = FitResult(model=model, config=run_config, metrics=metrics, selectors={}, val_r=val_r, val_r2=val_r2,
                        train_index=train_idx, val_index=val_idx, history=history, run_dir=out,
                        heldout_r=held_r, heldout_r2=held_r2, heldout_index=held_idx)

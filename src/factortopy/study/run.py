@@ -132,6 +132,7 @@ def check_subjects(study: Study) -> None:
     the split leaves."""
     from factortopy.data import load_subject
     from factortopy.data.split import nested_train_subset, split_indices
+    from factortopy.fitting.config import check_refit_images
     from factortopy.fitting.fit import FitConfig, check_split_sizes
     from factortopy.study.inference import subject_hierarchy
 
@@ -144,7 +145,8 @@ def check_subjects(study: Study) -> None:
             parts = split_indices(subject.n_images, cfg.val_fraction, cfg.heldout_fraction, study.base_seed)
             check_split_sizes(parts, cfg, option=lambda field: f"[fit] {field}")
             for n in (study.scaling.subsets if study.scaling is not None else []):
-                nested_train_subset(parts["train"], n, study.base_seed)
+                check_refit_images(len(nested_train_subset(parts["train"], n, study.base_seed)), cfg,
+                                   option=lambda field: f"[fit] {field}")
         except ValueError as err:
             raise ValueError(f"{where}: {err}") from None
 
