@@ -8,7 +8,7 @@ the fit uses MobileNetV2), so no setting of the fitted model can reproduce it ex
 - layer: a soft bump over the brain network's stages along the planted hierarchy (as
   :func:`~factortopy.datasets.planted.planted_maps`);
 - receptive field: a Gaussian of graded size around a retinotopic position, renormalised over the
-  image (:func:`~factortopy.datasets.planted.graded_maps`: sigma 0.03-0.25 image widths, growing with
+  image (:func:`~factortopy.datasets.planted.graded_maps`: sigma 0.04-0.25 image widths, growing with
   the stage and the eccentricity), on a ``plant_grid`` x ``plant_grid`` grid of the stage's map;
 - channels: in each stage's own channel space (not a shared projection), a weight vector
   a_vl = sum_k m_vk B_lk, B_lk random prototypes of the stage (independent across stages, so a vertex
