@@ -2,7 +2,7 @@
 penalty per vertex chosen by cross-validation (docs/method.md, "Predicting as well as ridge").
 
 The selectors and the channel projections stay as trained; vertex v's selected features
-z_v(image) = K_v X(image) in R^D (what ``forward_tokens`` reads out) are fixed, and its readout
+z_v(image) = K_v X(image) in R^D (``FactorTopy.read``: what ``forward_tokens`` reads out) are fixed, and its readout
 becomes the ridge solution
 
     (w_v, b_v) = argmin_{w, b} sum_i (y_vi - b - z_vi . w)^2 + alpha_v |w|^2
@@ -39,15 +39,12 @@ def fold_ids(n: int, folds: int, seed: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def selected_features(model, tokens: torch.Tensor, index=None, selectors=None, projected=None) -> torch.Tensor:
-    """z (B, N', D) float32: the features ``forward_tokens`` reads out, for vertices ``index`` (all
-    when None) of the images ``tokens`` (B, L, T, C_max) (or of their ``projected`` tokens
-    (B, L, T, D), ``model.project``'s output, when given)."""
+def selected_features(model, tokens: torch.Tensor, index=None, selectors=None) -> torch.Tensor:
+    """z (B, N', D) float32: what vertices ``index`` (all when None; or those of ``selectors``) read
+    out of the images ``tokens`` (B, L, T, C_max): :meth:`FactorTopy.read` of the projected tokens."""
     if selectors is None:
         selectors = model.selectors(index)
-    K = model.kernel(selectors).float()  # (N', L, T)
-    X = model.project(tokens.float()).float() if projected is None else projected
-    return torch.matmul(K.reshape(K.shape[0], -1), X.reshape(X.shape[0], -1, X.shape[-1]))
+    return model.read(model.project(tokens.float()).float(), selectors).float()
 
 
 class _Statistics:
@@ -103,16 +100,14 @@ def _squared_error(w, c, count, zs, gram, zy, ys, yy):
 @torch.no_grad()
 def ridge_readout(model, tokens: torch.Tensor, y: torch.Tensor, index=None, folds: int = 5, seed: int = 0,
                   relative_alphas=RELATIVE_ALPHAS, batch_size: int = 64, device: str = "cpu",
-                  max_bytes: int | None = None, features=None, progress: bool = False) -> dict:
+                  max_bytes: int | None = None, progress: bool = False) -> dict:
     """The closed-form per-vertex readout of ``model`` on images ``tokens`` (n_images, L, T, C_max)
     with targets ``y`` (n_images, N) (the fit's z-scored responses), over the images ``index``
     (all when None; read a batch at a time, never copied whole); the model is not changed
     (:func:`refine_readout` sets the result).
 
     folds / seed: the K-fold split of the images that chooses each vertex's penalty. max_bytes: the
-    memory budget (default :func:`factortopy.fitting.memory.eval_budget`). features: a function
-    ``(model, tokens, selectors=...) -> (B, N', F)`` to read out instead of the model's selected
-    features (a diagnostic: the readout is then of width F; it is not the model's).
+    memory budget (default :func:`factortopy.fitting.memory.eval_budget`).
 
     Returns dict(weight (N, D) float32 (the model's ``readout_weight``: D times the ridge weights),
     bias (N,) float32, alpha (N,) the chosen penalty, relative_alpha (N,) its grid value, cv_mse
@@ -131,28 +126,26 @@ def ridge_readout(model, tokens: torch.Tensor, y: torch.Tensor, index=None, fold
     batches = [index[s:s + batch_size] for s in range(0, n, batch_size)]
     relative = np.asarray(relative_alphas, np.float64)
     budget = eval_budget(device) if max_bytes is None else int(max_bytes)
-    T = tokens.shape[2]
+    T, D = tokens.shape[2], model.dim
+
+    def project(rows):
+        return model.project(tokens[rows].to(device).float()).float()  # (B, L, T, D)
+
     projected = None  # the projected tokens of every image, when they fit in half the budget
-    if features is None and n * model.n_layers * T * model.dim * 4 <= budget // 2:
-        projected = [model.project(tokens[rows].to(device).float()).float() for rows in batches]
-    F = model.dim if features is None else features(model, tokens[index[:1]].to(device), selectors=model.selectors(
-        torch.zeros(1, dtype=torch.long, device=device))).shape[-1]
+    if n * model.n_layers * T * D * 4 <= budget // 2:
+        projected = [project(rows) for rows in batches]
     # per vertex: folds x (Gram + eigenvectors + a copy) in float64, and a batch of features
-    per_vertex = folds * 3 * F * F * 8 + batch_size * F * 8 + model.n_layers * T * 8
+    per_vertex = folds * 3 * D * D * 8 + batch_size * D * 8 + model.n_layers * T * 8
     chunk = int(max(1, min(N, (budget // 2) // per_vertex)))
-    weight = np.empty((N, F), np.float32)
+    weight = np.empty((N, D), np.float32)
     out = {k: np.empty(N, np.float64) for k in ("bias", "alpha", "relative_alpha", "cv_mse")}
     bar = progress_bar(total=N, desc="readout", unit="vertex", disable=not progress)
     for v0 in range(0, N, chunk):
         vertices = torch.arange(v0, min(v0 + chunk, N), device=device)
         sel = model.selectors(vertices)
-        stats = _Statistics(folds, len(vertices), F, device)
+        stats = _Statistics(folds, len(vertices), D, device)
         for b, rows in enumerate(batches):
-            if features is not None:
-                z = features(model, tokens[rows].to(device), selectors=sel).float()
-            else:
-                z = selected_features(model, None if projected else tokens[rows].to(device), selectors=sel,
-                                      projected=None if projected is None else projected[b])
+            z = model.read(project(rows) if projected is None else projected[b], sel).float()  # (B, n, D)
             t = y[rows, v0:v0 + len(vertices)].to(device).float()
             f = folds_of[b * batch_size:b * batch_size + len(rows)]
             for k in torch.unique(f).tolist():
@@ -194,11 +187,11 @@ def refit_metrics(model, tokens, y, train_idx, trained_val_r: float, cfg, progre
     (before), and the chosen relative penalties' median and quartiles."""
     import time
 
+    from factortopy.fitting.config import READOUT_FOLDS
+
     t0 = time.time()
     # the default image batch, not cfg.eval_batch_size: how evaluation is chunked is not a setting of the
     # result (a resume may change it), and the float32 sums depend on the batches
-    from factortopy.fitting.config import READOUT_FOLDS
-
     result = refine_readout(model, tokens, y, index=train_idx, folds=READOUT_FOLDS, seed=cfg.seed, device=cfg.device,
                             progress=progress)
     q = np.quantile(result["relative_alpha"], [0.25, 0.5, 0.75])

@@ -285,17 +285,21 @@ class FactorTopy(nn.Module):
         glob = torch.einsum("blc,lcd->bld", tokens[:, :, n_cells], self.global_proj * scale[:, :, None])
         return torch.cat([local, glob[:, :, None]], dim=2)
 
+    def read(self, projected: torch.Tensor, selectors: Selectors) -> torch.Tensor:
+        """What each vertex reads before its readout: projected tokens (B, L, T, D) (:meth:`project`)
+        -> (B, N', D) for the N' vertices of ``selectors``. v = K X: one GEMM over all (layer, token)
+        pairs, the only place the float32 kernel meets the tokens' (autocast) dtype."""
+        K = self.kernel(selectors)  # (N', L, T) float32
+        return torch.matmul(K.reshape(K.shape[0], -1).to(projected.dtype),
+                            projected.reshape(projected.shape[0], -1, self.dim))
+
     def forward_tokens(self, tokens: torch.Tensor, index: torch.Tensor | None = None,
                        selectors: Selectors | None = None) -> torch.Tensor:
         """Stacked tokens (B, L, grid^2 + 1, C_max) -> predictions (B, N) (or (B, len(index)))."""
         if selectors is None:
             selectors = self.selectors(index)
-        K = self.kernel(selectors)  # (N, L, T) float32
-        X = self.project(tokens)  # (B, L, T, D), in the autocast dtype under autocast
-        B = X.shape[0]
-        # v = K X: one GEMM over all (layer, token) pairs (the only place K meets the autocast
-        # dtype); then the per-vertex readout (mean over D).
-        V = torch.matmul(K.reshape(K.shape[0], -1).to(X.dtype), X.reshape(B, -1, self.dim))  # (B, N, D)
+        # what each vertex reads (in the autocast dtype under autocast), then its readout (mean over D)
+        V = self.read(self.project(tokens), selectors)  # (B, N, D)
         w = self.readout_weight if index is None else self.readout_weight[index]
         b = self.readout_bias if index is None else self.readout_bias[index]
         return (V * w.to(V.dtype)).mean(-1) + b.to(V.dtype)
