@@ -83,17 +83,14 @@ def make_misspecified_subject(out: str, brain: str = DEVELOPMENT_PAIR["brain"], 
     from factortopy.backbones import load_backbone
     from factortopy.datasets.photos import make_images
     from factortopy.datasets.planted import (_add_noise, _write_plant, cap_position, gaussian_pool_weights,
-                                             graded_maps, occipital_vertices, offline_weights)
+                                             graded_maps, occipital_cap, offline_weights)
     from factortopy.features.extract import extract_features
-    from factortopy.surface import HEMIS
-
     if subunit not in SUBUNITS:
         raise ValueError(f"subunit must be one of {', '.join(SUBUNITS)}, got {subunit!r}")
     bb = load_backbone(brain, img_size=img_size, weights=weights or offline_weights(brain))
     info = bb.info
     images = make_images(n_images, size=image_size, seed=seed)
-    vertex = np.concatenate([occipital_vertices(h, pole_fraction) for h in HEMIS])
-    hemi = np.concatenate([np.full(occipital_vertices(h, pole_fraction).size, h) for h in HEMIS])
+    vertex, hemi = occipital_cap(pole_fraction)
     L, N, G2 = len(info.layer_names), len(vertex), plant_grid * plant_grid
     maps = graded_maps(vertex, hemi, L, 1, seed, layer_width, rf_base, rf_per_layer, rf_per_eccentricity)
     del maps["readout"]  # the point plant's readout; this brain's channels are below

@@ -123,6 +123,14 @@ def occipital_vertices(hemi: str, pole_fraction: float) -> np.ndarray:
     return np.where(y <= np.quantile(y, pole_fraction))[0].astype(np.int64)
 
 
+def occipital_cap(pole_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex (N,), hemi (N,)) of both hemispheres' occipital caps (:func:`occipital_vertices`), lh first."""
+    from factortopy.surface import HEMIS
+
+    per_hemi = [occipital_vertices(h, pole_fraction) for h in HEMIS]
+    return np.concatenate(per_hemi), np.concatenate([np.full(v.size, h) for v, h in zip(per_hemi, HEMIS)])
+
+
 def cap_position(vertex, hemi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t, height, xyz) of cap vertices: t in [0, 1] from the occipital pole forwards (posterior ->
     anterior), height in [-1, 1] (ventral -> dorsal), each normalised within its hemisphere's cap;
@@ -226,14 +234,11 @@ def _plant_inputs(backbone: str, img_size: int, weights, seed: int, n_images: in
     from factortopy.backbones import load_backbone
     from factortopy.datasets.photos import make_images
     from factortopy.features.extract import extract_features
-    from factortopy.surface import HEMIS
 
     bb = load_backbone(backbone, img_size=img_size, weights=weights, random_init=weights is None, seed=seed)
     images = make_images(n_images, size=image_size, seed=seed)
     feats = extract_features(bb, images, grid=grid, progress=progress)
-    vertex = np.concatenate([occipital_vertices(h, pole_fraction) for h in HEMIS])
-    hemi = np.concatenate([np.full(occipital_vertices(h, pole_fraction).size, h) for h in HEMIS])
-    return bb, images, feats, vertex, hemi
+    return bb, images, feats, *occipital_cap(pole_fraction)
 
 
 def _add_noise(signal: np.ndarray, noise_sd: float, seed: int) -> np.ndarray:
